@@ -1,0 +1,47 @@
+import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
+import pg from "pg";
+import * as schema from "./schema";
+
+export type Database = NodePgDatabase<typeof schema> & { $client: pg.Pool };
+export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
+/** What every repo function takes first: the database, or a transaction the caller owns. */
+export type Executor = Database | Transaction;
+
+export interface PoolOptions {
+  /** Connections kept by this process. */
+  max?: number;
+  /** How long a checkout may wait for a connection before failing (ms). */
+  connectionTimeoutMillis?: number;
+  /** Server-side cap on any one statement (ms); 0 = none. */
+  statementTimeoutMillis?: number;
+  /** Shown in pg_stat_activity, so operators can tell api from worker connections. */
+  applicationName?: string;
+  /** Called for errors on idle connections (a killed backend, a restart). */
+  onIdleError?: (error: Error) => void;
+}
+
+export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    application_name: options.applicationName ?? "ix",
+    ...(options.statementTimeoutMillis ? { statement_timeout: options.statementTimeoutMillis } : {}),
+  });
+  // An idle client whose backend dies emits 'error' on the pool; unhandled it
+  // would crash the process. pg has already dropped that client, so the next
+  // checkout opens a fresh connection: report it and carry on.
+  pool.on("error", (error) => options.onIdleError?.(error));
+  return pool;
+}
+
+export function createDatabase(pool: pg.Pool): Database {
+  return drizzle({ client: pool, schema }) as Database;
+}
+
+/** Opens a pool and a Drizzle database over it; `close()` ends the pool. */
+export function connect(url: string, options: PoolOptions = {}): Database & { close(): Promise<void> } {
+  const pool = createPool(url, options);
+  const db = createDatabase(pool);
+  return Object.assign(db, { close: () => pool.end() });
+}

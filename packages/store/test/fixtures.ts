@@ -1,0 +1,45 @@
+import type { Job, RequestIX, ResponseIX } from "@ix/contracts";
+
+let counter = 0;
+
+/** A valid request with a unique request_id unless one is given. */
+export function request(overrides: Partial<RequestIX> = {}): RequestIX {
+  counter += 1;
+  return {
+    use_case: "extract_fields",
+    ix_client_id: "billing-svc",
+    request_id: `req-${process.pid}-${counter}`,
+    context: { texts: ["Invoice 42, total 10.00 EUR"] },
+    options: {},
+    ...overrides,
+  };
+}
+
+/** The response a pipeline run of `job` would store; `error` null means success. */
+export function responseFor(job: Job, error: string | null = null): ResponseIX {
+  const now = new Date().toISOString();
+  return {
+    use_case: job.request.use_case,
+    ix_client_id: job.client_id,
+    request_id: job.request_id,
+    ix_id: job.ix_id,
+    error,
+    result: error === null ? { fields: {} } : null,
+    metadata: { pipeline: job.request.use_case, started_at: now, finished_at: now, duration_ms: 0, attempt: job.attempts + 1 },
+  };
+}
+
+/** The SQLSTATE of a pg error, looking through Drizzle's wrapper. */
+export function sqlState(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (typeof current === "object" && current !== null) {
+    if ("code" in current && typeof current.code === "string") return current.code;
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
+/** An instant far enough ahead that every running row is past any test horizon. */
+export function later(seconds = 3600): Date {
+  return new Date(Date.now() + seconds * 1000);
+}
