@@ -1,7 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { defineIxConfig } from "../../vitest.shared";
 
-export default defineConfig({
-  test: {
-    include: ["test/**/*.test.ts"],
-  },
-});
+export default defineIxConfig(import.meta.dirname, { database: false });

@@ -1,10 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { defineIxConfig } from "../../vitest.shared";
 
-export default defineConfig({
-  test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["./src/testing/global-setup.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 120_000,
-  },
-});
+export default defineIxConfig(import.meta.dirname, { database: true });

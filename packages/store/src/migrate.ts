@@ -50,13 +50,20 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     });
 }
 
+/**
+ * Creates the ledger under the migration lock: concurrent `create table if not
+ * exists` can still collide in the catalog, so the lock serialises it too.
+ */
 async function ensureLedger(db: Database): Promise<void> {
-  await db.execute(sql`
-    create table if not exists ix_schema_migrations (
-      tag text primary key,
-      hash text not null,
-      applied_at timestamptz not null default now()
-    )`);
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    await tx.execute(sql`
+      create table if not exists ix_schema_migrations (
+        tag text primary key,
+        hash text not null,
+        applied_at timestamptz not null default now()
+      )`);
+  });
 }
 
 async function appliedTags(db: Pick<Database, "execute">): Promise<Map<string, string>> {

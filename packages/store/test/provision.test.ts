@@ -1,0 +1,50 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { connect, jobs, migrateUp } from "../src";
+import { freePort, provisionPostgres, redactUrl } from "../src/provision";
+import { request } from "./fixtures";
+
+describe("provisionPostgres", () => {
+  it("an explicit URL wins, and an unreachable one fails naming the server without its password", async () => {
+    const port = await freePort(); // nothing listens there
+    const url = `postgres://ix:s3cret@127.0.0.1:${port}/postgres`;
+    const error = await provisionPostgres({ url, dataDir: "/nonexistent", persistent: false }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+    expect((error as Error).message).not.toContain("s3cret");
+    expect(redactUrl(url)).toBe(`postgres://ix:***@127.0.0.1:${port}/postgres`);
+  });
+
+  it("starts an embedded PostgreSQL that ix can migrate and use, keeps its data when persistent, and stops", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "ix-provision-"));
+    try {
+      const first = await provisionPostgres({ dataDir, persistent: true, docker: false });
+      expect(first.kind).toBe("embedded");
+      const db = connect(first.url, { max: 2 });
+      let jobId: string;
+      try {
+        await migrateUp(db);
+        jobId = (await jobs.insertPending(db, { request: request() })).job.job_id;
+      } finally {
+        await db.close();
+      }
+      await first.stop();
+      expect(existsSync(join(dataDir, "PG_VERSION"))).toBe(true);
+
+      // A second start on the same directory reuses the data (what `ix start` relies on).
+      const second = await provisionPostgres({ dataDir, persistent: true, docker: false });
+      const again = connect(second.url, { max: 1 });
+      try {
+        expect((await jobs.get(again, jobId))?.job_id).toBe(jobId);
+      } finally {
+        await again.close();
+        await second.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
