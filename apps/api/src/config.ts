@@ -1,0 +1,49 @@
+/** One bearer key and the client it authenticates (from IX_API_KEYS). */
+export interface ApiKey {
+  clientId: string;
+  key: string;
+}
+
+/** What the API needs to run, already parsed (tests build it directly). */
+export interface ApiConfig {
+  /** Bind address; without keys it must be loopback (spec §6). */
+  host: string;
+  port: number;
+  /** Empty: no auth, every job visible to every caller, loopback only. */
+  apiKeys: readonly ApiKey[];
+  bodyLimitBytes: number;
+  /** Sent as Retry-After with every 503. */
+  retryAfterSeconds: number;
+}
+
+/** Defaults for everything but what a caller passes; handy for tests and embedding. */
+export function apiConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
+  return {
+    host: "127.0.0.1",
+    port: 8080,
+    apiKeys: [],
+    bodyLimitBytes: 1_048_576,
+    retryAfterSeconds: 2,
+    ...overrides,
+  };
+}
+
+const LOOPBACK_NAMES = new Set(["localhost", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]);
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase();
+  return LOOPBACK_NAMES.has(h) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Without keys the API authenticates no one, so it may only be reachable from
+ * this machine (spec §6). Throws before anything binds.
+ */
+export function assertSafeBind(config: Pick<ApiConfig, "host" | "apiKeys">): void {
+  if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {
+    throw new Error(
+      `refusing to listen on ${config.host} without IX_API_KEYS: an API without keys serves every job to anyone who can reach it. ` +
+        "Set IX_API_KEYS (client_id:key pairs) or bind IX_API_HOST to a loopback address such as 127.0.0.1.",
+    );
+  }
+}

@@ -1,0 +1,88 @@
+import { connect, migrationStatus, type Database } from "@ix/store";
+import { redactUrl } from "@ix/store/provision";
+import { pino, type Logger } from "pino";
+import { buildApp, type ApiApp } from "./app";
+import { assertSafeBind, type ApiConfig } from "./config";
+import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, requirePostgresUrl, type ApiEnv } from "./env";
+
+export interface StartedApi {
+  app: ApiApp;
+  /** Where it listens, e.g. http://127.0.0.1:8080. */
+  url: string;
+}
+
+/**
+ * Builds the API and binds it. Refuses, before binding, to serve without keys
+ * on a non-loopback address (spec §6), so every entry point (`ix api`,
+ * `ix start`, embedding code) gets the same guard.
+ */
+export async function startApi(options: { db: Database; config: ApiConfig; logger?: Logger }): Promise<StartedApi> {
+  assertSafeBind(options.config);
+  const app = await buildApp(options);
+  const url = await app.listen({ host: options.config.host, port: options.config.port });
+  return { app, url };
+}
+
+export interface RunningApi extends StartedApi {
+  /** Stops accepting connections, lets in-flight requests finish, closes the pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * `ix api`: the production entry point (spec §7). Parses the environment once,
+ * connects (it does not migrate), listens, and shuts down cleanly on SIGTERM
+ * or SIGINT.
+ */
+export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}): Promise<RunningApi> {
+  const env = options.env ?? loadApiEnv();
+  const config = apiConfigFromEnv(env);
+  const url = requirePostgresUrl(env);
+  assertSafeBind(config);
+  const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL });
+
+  const db = connect(url, {
+    ...apiPoolOptionsFromEnv(env),
+    onIdleError: (error) => logger.warn({ err: error }, "idle database connection lost; the next request reconnects"),
+  });
+  try {
+    const status = await migrationStatus(db);
+    if (!status.current) {
+      logger.error({ pending: status.pending, modified: status.modified, unknown: status.unknown },
+        "database schema is not current; /readyz answers 503 until `ix migrate up` runs");
+    }
+  } catch (error) {
+    // Serving anyway: /readyz reports it, and requests answer 503 until the database is back.
+    logger.error({ err: error, database: redactUrl(url) }, "database not reachable at start-up");
+  }
+
+  let started: StartedApi;
+  try {
+    started = await startApi({ db, config, logger });
+  } catch (error) {
+    await db.close();
+    throw new Error(`ix api could not listen on ${config.host}:${config.port}`, { cause: error });
+  }
+  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      await started.app.close();
+      await db.close();
+      logger.info("ix api stopped");
+    })();
+    return closing;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "shutting down");
+    close().catch((error: unknown) => {
+      logger.error({ err: error }, "shutdown failed");
+      process.exitCode = 1;
+    });
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  return { ...started, close };
+}

@@ -1,0 +1,166 @@
+import type { RequestIX } from "@ix/contracts";
+import { Job, JobList } from "@ix/contracts";
+import { InvalidCursorError, jobs, type Database } from "@ix/store";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Caller } from "../auth";
+import { problem, sendProblem } from "../problems";
+import { isSameRequest } from "../resubmission";
+import { JobIdParams, JobsQuery, SubmitJobRequest } from "../schemas";
+import { jsonResponse, problemResponses } from "./responses";
+
+export interface JobRoutesOptions {
+  db: Database;
+  /** Whether the API runs with keys; then every route here needs a bearer key. */
+  authenticated: boolean;
+}
+
+/** A job is visible to its own client, or to anyone when the API runs without keys (spec §6). */
+function visibleTo(caller: Caller, job: Job): boolean {
+  return caller.kind === "anonymous" || caller.clientId === job.client_id;
+}
+
+/** SQLSTATE of a pg error, looking through Drizzle's wrapper. */
+function sqlState(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (typeof current === "object" && current !== null) {
+    if ("code" in current && typeof current.code === "string" && /^[0-9A-Z]{5}$/.test(current.code)) return current.code;
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
+export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated }) => {
+  const security = authenticated ? [{ bearer: [] }] : [];
+  const auth = authenticated ? [401] : [];
+
+  app.post(
+    "/jobs",
+    {
+      schema: {
+        summary: "Submit a job",
+        description:
+          "Idempotent on (ix_client_id, request_id): a resubmission of the same request answers 200 with the existing job; " +
+          "the same request_id with a different request answers 409 naming the existing job_id. " +
+          "callback_url is not part of the comparison: the first submission's wins.",
+        tags: ["jobs"],
+        security,
+        body: SubmitJobRequest,
+        response: {
+          200: jsonResponse("The existing job for this (ix_client_id, request_id)", Job),
+          201: jsonResponse("A new pending job; the Location header names it", Job),
+          ...problemResponses(400, ...auth, ...(authenticated ? [403] : []), 409, 413, 415, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { callback_url: callbackUrl, ...submitted } = request.body;
+      const caller = request.caller;
+      if (caller.kind === "client" && submitted.ix_client_id !== caller.clientId) {
+        return sendProblem(
+          reply,
+          problem("forbidden", `this key belongs to client "${caller.clientId}", not "${submitted.ix_client_id}"`),
+        );
+      }
+      const requestIX: RequestIX = submitted;
+      const { job, created } = await jobs.insertPending(db, { request: requestIX, callbackUrl: callbackUrl ?? null });
+      if (created) return reply.code(201).header("location", `/jobs/${job.job_id}`).send(job);
+      if (!isSameRequest(job.request, requestIX)) {
+        return sendProblem(
+          reply,
+          problem(
+            "request-conflict",
+            `request_id "${job.request_id}" of client "${job.client_id}" already names job ${job.job_id} with a different request`,
+            { job_id: job.job_id },
+          ),
+        );
+      }
+      return reply.code(200).send(job);
+    },
+  );
+
+  app.get(
+    "/jobs/:job_id",
+    {
+      schema: {
+        summary: "Get a job",
+        tags: ["jobs"],
+        security,
+        params: JobIdParams,
+        response: { 200: jsonResponse("The job", Job), ...problemResponses(400, ...auth, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      const job = await jobs.get(db, request.params.job_id);
+      // Another client's job is indistinguishable from a missing one.
+      if (job === null || !visibleTo(request.caller, job)) {
+        return sendProblem(reply, problem("not-found", `no job ${request.params.job_id}`));
+      }
+      return reply.code(200).send(job);
+    },
+  );
+
+  app.get(
+    "/jobs",
+    {
+      schema: {
+        summary: "Find a job by request_id, or list jobs newest first",
+        description:
+          "With request_id: the one job for (client_id, request_id), or 404. Without: a page of the client's jobs, " +
+          "newest first; pass next_cursor back as cursor for the next page (null on the last page). " +
+          "client_id is required when the API runs without keys; with keys it defaults to the key's client.",
+        tags: ["jobs"],
+        security,
+        querystring: JobsQuery,
+        response: {
+          200: jsonResponse("A Job when request_id is given, else a JobList page", z.union([Job, JobList])),
+          ...problemResponses(400, ...auth, 404, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const query = request.query;
+      const caller = request.caller;
+      let clientId: string;
+      if (caller.kind === "client") {
+        if (query.client_id !== undefined && query.client_id !== caller.clientId) {
+          return sendProblem(reply, problem("not-found", `no jobs of client "${query.client_id}" are visible to this key`));
+        }
+        clientId = caller.clientId;
+      } else if (query.client_id === undefined) {
+        return sendProblem(
+          reply,
+          problem("validation", "the query string has 1 invalid field(s)", {
+            errors: [{ path: "client_id", message: "required when the API runs without IX_API_KEYS" }],
+          }),
+        );
+      } else {
+        clientId = query.client_id;
+      }
+
+      if (query.request_id !== undefined) {
+        const job = await jobs.getByCorrelation(db, { clientId, requestId: query.request_id });
+        if (job === null) {
+          return sendProblem(reply, problem("not-found", `no job with request_id "${query.request_id}" for client "${clientId}"`));
+        }
+        return reply.code(200).send(job);
+      }
+
+      try {
+        const page = await jobs.listJobs(db, {
+          clientId,
+          limit: query.limit,
+          ...(query.status === undefined ? {} : { status: query.status }),
+          ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+        });
+        return reply.code(200).send({ items: page.items, next_cursor: page.nextCursor });
+      } catch (error) {
+        // A forged cursor can decode yet hold an instant PostgreSQL rejects (data exception, class 22).
+        if (query.cursor !== undefined && sqlState(error)?.startsWith("22")) {
+          throw new InvalidCursorError();
+        }
+        throw error;
+      }
+    },
+  );
+};
