@@ -1,0 +1,11 @@
+import { ConfigError } from "@ix/contracts";
+import { runWorkerMain } from "./main";
+
+// Standalone entry: `node --import tsx apps/worker/src/bin.ts` (the CLI's `ix worker` does the same).
+try {
+  await runWorkerMain();
+  process.exit(0);
+} catch (error) {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+}

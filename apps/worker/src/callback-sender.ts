@@ -1,0 +1,171 @@
+import { lookup as dnsLookup } from "node:dns/promises";
+import { isIP, type Socket } from "node:net";
+import type { Job } from "@ix/contracts";
+import { Agent, buildConnector, request } from "undici";
+import type { CallbackTargetPolicy } from "./callback-target-policy";
+import { webhookHeaders } from "./webhook-signature";
+
+/** Resolves a hostname to every address it has (injectable so tests can play a hostile DNS). */
+export type ResolveHost = (hostname: string) => Promise<Array<{ address: string }>>;
+
+const systemResolve: ResolveHost = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+
+/** A target the policy refused; never retried, since resending cannot change where it points. */
+export class CallbackTargetRefusedError extends Error {
+  readonly code = "IX_CALLBACK_TARGET_REFUSED";
+  constructor(message: string) {
+    super(message);
+    this.name = "CallbackTargetRefusedError";
+  }
+}
+
+/**
+ * A connector that resolves the host itself, refuses the connection if any
+ * resolved address is non-public (spec §5), and then connects to the checked
+ * address, so no second DNS answer (rebinding) can slip in between the check
+ * and the connect. The peer address of the open socket is checked once more.
+ */
+export function guardedConnector({
+  policy,
+  resolve,
+  timeoutMs,
+}: {
+  policy: CallbackTargetPolicy;
+  resolve: ResolveHost;
+  timeoutMs: number;
+}): buildConnector.connector {
+  const connect = buildConnector({ timeout: timeoutMs });
+  return (options, callback) => {
+    const hostname = options.hostname;
+    const resolved = isIP(hostname) ? Promise.resolve([{ address: hostname }]) : resolve(hostname);
+    resolved.then(
+      (addresses) => {
+        const first = addresses[0];
+        if (!first) return callback(new Error(`${hostname} resolved to no address`), null);
+        for (const { address } of addresses) {
+          const refusal = policy.refusal(hostname, address);
+          if (refusal !== null) return callback(new CallbackTargetRefusedError(refusal), null);
+        }
+        const servername = options.servername ?? (isIP(hostname) ? undefined : hostname);
+        connect({ ...options, hostname: first.address, ...(servername ? { servername } : {}) }, (error, socket) => {
+          if (error !== null) return callback(error, null);
+          const peer = (socket as Socket).remoteAddress;
+          const refusal = peer === undefined ? "connected socket has no peer address" : policy.refusal(hostname, peer);
+          if (refusal !== null) {
+            socket.destroy();
+            return callback(new CallbackTargetRefusedError(refusal), null);
+          }
+          callback(null, socket);
+        });
+      },
+      (error: unknown) => callback(new Error(`cannot resolve ${hostname}`, { cause: error }), null),
+    );
+  };
+}
+
+export type DeliveryResult =
+  | { ok: true; status: number }
+  /** `permanent`: retrying cannot help (a refused target). */
+  | { ok: false; error: string; permanent: boolean };
+
+export interface CallbackSenderOptions {
+  policy: CallbackTargetPolicy;
+  /** Per-attempt budget: connect, headers and body (IX_CALLBACK_TIMEOUT_SECONDS). */
+  timeoutMs: number;
+  /** Decoded IX_CALLBACK_SECRET, or null to send unsigned. */
+  secret: Buffer | null;
+  /** How much of a non-2xx response body is read, for the error message; the rest is never read. */
+  responseBodyCapBytes?: number;
+  resolve?: ResolveHost;
+}
+
+export interface CallbackSender {
+  /** POSTs `job` to its callback_url once. Never throws: every failure is a result. */
+  send(job: Job): Promise<DeliveryResult>;
+  /** Waits for requests in flight, or with `force` aborts them. */
+  close(options?: { force?: boolean }): Promise<void>;
+}
+
+const DEFAULT_BODY_CAP = 4096;
+/** How much of the receiver's body goes into callback_last_error. */
+const ERROR_SNIPPET_CHARS = 200;
+
+function describe(error: unknown, timeoutMs: number): { error: string; permanent: boolean } {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (current instanceof CallbackTargetRefusedError) return { error: `refused: ${current.message}`, permanent: true };
+  }
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
+  const name = error instanceof Error ? error.name : undefined;
+  if (name === "TimeoutError" || name === "AbortError" || code?.startsWith("UND_ERR_") && /TIMEOUT/.test(code)) {
+    return { error: `no complete response within ${timeoutMs / 1000} s (IX_CALLBACK_TIMEOUT_SECONDS)`, permanent: false };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return { error: `${code ? `${code} ` : ""}${message}${cause}`, permanent: false };
+}
+
+/**
+ * Sends Job JSON to callback URLs through one undici Agent whose connector
+ * enforces the target policy. Redirects are never followed (undici 7 follows
+ * none without its redirect interceptor): a 3xx is a failed attempt.
+ */
+export function createCallbackSender(options: CallbackSenderOptions): CallbackSender {
+  const { policy, timeoutMs, secret } = options;
+  const cap = options.responseBodyCapBytes ?? DEFAULT_BODY_CAP;
+  const agent = new Agent({
+    connect: guardedConnector({ policy, resolve: options.resolve ?? systemResolve, timeoutMs }),
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    // Keep-alive across retries is of little use and would pin sockets to receivers.
+    keepAliveTimeout: 1_000,
+  });
+
+  async function send(job: Job): Promise<DeliveryResult> {
+    if (job.callback_url === null) return { ok: false, error: "job has no callback_url", permanent: true };
+    const body = JSON.stringify(job);
+    const headers = {
+      "content-type": "application/json",
+      "user-agent": "ix-worker",
+      ...webhookHeaders({ key: secret, id: job.job_id, body, timestampSeconds: Math.floor(Date.now() / 1000) }),
+    };
+    try {
+      const response = await request(job.callback_url, {
+        dispatcher: agent,
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const status = response.statusCode;
+      if (status >= 200 && status < 300) {
+        // The verdict is in the status line; the body is never read.
+        response.body.destroy();
+        return { ok: true, status };
+      }
+      const snippet = await readCapped(response.body, cap).catch(() => "");
+      const where = status >= 300 && status < 400 ? ` redirect to ${String(response.headers.location ?? "(no location)")} not followed` : "";
+      const text = snippet.trim().slice(0, ERROR_SNIPPET_CHARS);
+      return { ok: false, error: `HTTP ${status}${where}${text ? `: ${text}` : ""}`, permanent: false };
+    } catch (error) {
+      return { ok: false, ...describe(error, timeoutMs) };
+    }
+  }
+
+  return { send, close: ({ force = false } = {}) => (force ? agent.destroy() : agent.close()) };
+}
+
+/** Reads at most `cap` bytes of a body, then destroys it so the rest never crosses the wire into memory. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk.subarray(0, cap - received));
+      received += chunk.length;
+      if (received >= cap) break;
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,72 @@
+import type { ResolveHost } from "./callback-sender";
+
+/**
+ * Everything a worker needs to know, as plain values. Built from the
+ * environment by `workerConfigFromEnv` (env.ts), or directly by tests and
+ * embedding code with `workerConfig({ … })`.
+ */
+export interface WorkerConfig {
+  /** Jobs in flight at once (IX_WORKER_CONCURRENCY). */
+  concurrency: number;
+  /** Pipeline timeout; the sweep horizon is twice this (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS). */
+  pipelineTimeoutSeconds: number;
+  /** Starts before an orphaned job ends `error` (IX_MAX_ATTEMPTS). */
+  maxAttempts: number;
+  /** Sweeper period (IX_SWEEP_INTERVAL_SECONDS). */
+  sweepIntervalSeconds: number;
+  /** Fallback poll when no NOTIFY arrives, for claims and due callbacks (IX_WORKER_POLL_INTERVAL_SECONDS). */
+  pollIntervalSeconds: number;
+  /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
+  shutdownGraceSeconds: number;
+  callback: CallbackConfig;
+}
+
+export interface CallbackConfig {
+  /** Decoded IX_CALLBACK_SECRET; null sends callbacks unsigned. */
+  secret: Buffer | null;
+  /** Per attempt (IX_CALLBACK_TIMEOUT_SECONDS). */
+  timeoutSeconds: number;
+  /** Hosts, addresses and CIDRs allowed despite being non-public (IX_CALLBACK_ALLOWED_HOSTS). */
+  allowedHosts: string[];
+  /** Attempts before callback_status = failed (IX_CALLBACK_MAX_ATTEMPTS). */
+  maxAttempts: number;
+  /** Backoff before retry n is random in [0, min(max, base × 2^(n−1))] (full jitter). */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  /** Deliveries in flight at once. */
+  concurrency: number;
+  /** How much of a failed response's body is read. */
+  responseBodyCapBytes: number;
+  /** DNS resolution for callback hosts; the system resolver unless a test plays DNS. */
+  resolve?: ResolveHost;
+}
+
+export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
+  concurrency: 4,
+  pipelineTimeoutSeconds: 60,
+  maxAttempts: 3,
+  sweepIntervalSeconds: 30,
+  pollIntervalSeconds: 2,
+  shutdownGraceSeconds: 30,
+  callback: Object.freeze({
+    secret: null,
+    timeoutSeconds: 10,
+    allowedHosts: [],
+    maxAttempts: 10,
+    retryBaseSeconds: 5,
+    retryMaxSeconds: 600,
+    concurrency: 8,
+    responseBodyCapBytes: 4096,
+  }),
+});
+
+export type WorkerConfigOverrides = Partial<Omit<WorkerConfig, "callback">> & { callback?: Partial<CallbackConfig> };
+
+/** The defaults with some values replaced. */
+export function workerConfig(overrides: WorkerConfigOverrides = {}): WorkerConfig {
+  return {
+    ...DEFAULT_WORKER_CONFIG,
+    ...overrides,
+    callback: { ...DEFAULT_WORKER_CONFIG.callback, allowedHosts: [], ...overrides.callback },
+  };
+}

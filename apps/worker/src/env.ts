@@ -1,0 +1,85 @@
+import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { z } from "zod";
+import { parseAllowedHosts } from "./callback-target-policy";
+import { DEFAULT_WORKER_CONFIG as D, type WorkerConfig } from "./config";
+import { parseWebhookSecret } from "./webhook-signature";
+
+/**
+ * The worker's environment (spec §7), parsed once at start-up. process.env is
+ * read nowhere else in this package.
+ */
+export const WorkerEnv = z.object({
+  /** The database; required by `ix worker` (ix start embeds one when unset). */
+  IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
+  /** Jobs in flight per worker process. */
+  IX_WORKER_CONCURRENCY: envDefault(envVar.int(1, 1024), D.concurrency),
+  /** Pipeline timeout; the sweeper's horizon is twice this. */
+  IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: envDefault(envVar.seconds(), D.pipelineTimeoutSeconds),
+  /** Starts before an orphaned job ends `error`. */
+  IX_MAX_ATTEMPTS: envDefault(envVar.int(1, 1000), D.maxAttempts),
+  /** How often the sweeper runs (also once at start-up). */
+  IX_SWEEP_INTERVAL_SECONDS: envDefault(envVar.seconds(), D.sweepIntervalSeconds),
+  /** Comma-separated module paths or package names, each default-exporting a pipeline or an array of them. */
+  IX_PIPELINE_MODULES: envDefault(envVar.list(), []),
+  /** `whsec_` + base64 signing key for callbacks; unset sends them unsigned. */
+  IX_CALLBACK_SECRET: optionalEnv(
+    z.string().superRefine((value, ctx) => {
+      const parsed = parseWebhookSecret(value.trim());
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error });
+    }),
+  ),
+  /** Budget of one callback attempt: connect, headers and body. */
+  IX_CALLBACK_TIMEOUT_SECONDS: envDefault(envVar.seconds(), D.callback.timeoutSeconds),
+  /** Hosts, IP addresses and CIDRs that callbacks may reach although they are not public. */
+  IX_CALLBACK_ALLOWED_HOSTS: envDefault(
+    envVar.list().superRefine((entries, ctx) => {
+      const parsed = parseAllowedHosts(entries);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error });
+    }),
+    [],
+  ),
+  /** Delivery attempts before callback_status = failed. */
+  IX_CALLBACK_MAX_ATTEMPTS: envDefault(envVar.int(1, 100), D.callback.maxAttempts),
+  /** First retry delay ceiling; doubles per attempt (full jitter). */
+  IX_CALLBACK_RETRY_BASE_SECONDS: envDefault(envVar.seconds(), D.callback.retryBaseSeconds),
+  /** Upper bound of any one retry delay. */
+  IX_CALLBACK_RETRY_MAX_SECONDS: envDefault(envVar.seconds(), D.callback.retryMaxSeconds),
+  /** Fallback poll for pending jobs and due callbacks when no NOTIFY arrives. */
+  IX_WORKER_POLL_INTERVAL_SECONDS: envDefault(envVar.seconds(), D.pollIntervalSeconds),
+  /** On SIGTERM/SIGINT, how long in-flight jobs may take to finish before the process exits. */
+  IX_SHUTDOWN_GRACE_SECONDS: envDefault(envVar.seconds(), D.shutdownGraceSeconds),
+  /** pino level. */
+  IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+});
+export type WorkerEnv = z.infer<typeof WorkerEnv>;
+
+/** Parses the worker's variables; throws a ConfigError naming each bad one. */
+export function parseWorkerEnv(env: Record<string, string | undefined>): WorkerEnv {
+  return parseEnv(WorkerEnv, env);
+}
+
+/** The process environment, parsed: the only place this package reads process.env. */
+export function readWorkerEnv(): WorkerEnv {
+  return parseWorkerEnv(process.env);
+}
+
+export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
+  const secret = env.IX_CALLBACK_SECRET === undefined ? null : parseWebhookSecret(env.IX_CALLBACK_SECRET.trim());
+  return {
+    concurrency: env.IX_WORKER_CONCURRENCY,
+    pipelineTimeoutSeconds: env.IX_PIPELINE_REQUEST_TIMEOUT_SECONDS,
+    maxAttempts: env.IX_MAX_ATTEMPTS,
+    sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,
+    pollIntervalSeconds: env.IX_WORKER_POLL_INTERVAL_SECONDS,
+    shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
+    callback: {
+      ...D.callback,
+      secret: secret?.ok ? secret.key : null,
+      timeoutSeconds: env.IX_CALLBACK_TIMEOUT_SECONDS,
+      allowedHosts: env.IX_CALLBACK_ALLOWED_HOSTS,
+      maxAttempts: env.IX_CALLBACK_MAX_ATTEMPTS,
+      retryBaseSeconds: env.IX_CALLBACK_RETRY_BASE_SECONDS,
+      retryMaxSeconds: env.IX_CALLBACK_RETRY_MAX_SECONDS,
+    },
+  };
+}

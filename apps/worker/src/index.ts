@@ -1,0 +1,24 @@
+export { createWorker, type Worker, type WorkerOptions } from "./worker";
+export { DEFAULT_WORKER_CONFIG, workerConfig, type WorkerConfig, type CallbackConfig, type WorkerConfigOverrides } from "./config";
+export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
+export { runWorkerMain, type WorkerMainOptions } from "./main";
+export {
+  definePipeline,
+  PipelineRegistry,
+  runPipeline,
+  type AnyPipeline,
+  type Pipeline,
+  type PipelineContext,
+} from "./pipeline";
+export { loadPipelineModules, PipelineModuleError } from "./pipeline-modules";
+export { builtinPipelines, extractFields, ExtractFieldsOptions, type FieldMatch } from "./pipelines";
+export { parseWebhookSecret, webhookHeaders, type WebhookHeaders } from "./webhook-signature";
+export { createCallbackTargetPolicy, nonPublicRange, parseAllowedHosts, type CallbackTargetPolicy } from "./callback-target-policy";
+export {
+  createCallbackSender,
+  CallbackTargetRefusedError,
+  type CallbackSender,
+  type DeliveryResult,
+  type ResolveHost,
+} from "./callback-sender";
+export { retryDelaySeconds } from "./backoff";

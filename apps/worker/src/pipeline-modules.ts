@@ -1,0 +1,70 @@
+import { createRequire } from "node:module";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type AnyPipeline, pipelineShapeError } from "./pipeline";
+
+/** An IX_PIPELINE_MODULES entry could not be loaded; the message names the entry and why. */
+export class PipelineModuleError extends Error {
+  constructor(
+    readonly specifier: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`IX_PIPELINE_MODULES entry "${specifier}": ${reason}`, options);
+    this.name = "PipelineModuleError";
+  }
+}
+
+function isPath(specifier: string): boolean {
+  return specifier.startsWith(".") || isAbsolute(specifier) || specifier.startsWith("file:");
+}
+
+/**
+ * Where to import an entry from. Paths are relative to `baseDir` (the working
+ * directory by default). Package names are resolved from `baseDir` first, so an
+ * embedding service's own dependencies are found, then from this package.
+ */
+function locate(specifier: string, baseDir: string): string {
+  if (specifier.startsWith("file:")) return specifier;
+  if (isPath(specifier)) return pathToFileURL(resolve(baseDir, specifier)).href;
+  try {
+    return pathToFileURL(createRequire(resolve(baseDir, "package.json")).resolve(specifier)).href;
+  } catch {
+    // ESM-only packages have no `require` export; let import() resolve them.
+    return specifier;
+  }
+}
+
+/**
+ * Loads pipelines from modules (spec §5): each must default-export one
+ * pipeline or an array of them. Fails on the first bad entry, naming it,
+ * so a worker never starts without a pipeline its operator asked for.
+ */
+export async function loadPipelineModules(
+  specifiers: readonly string[],
+  { baseDir = process.cwd() }: { baseDir?: string } = {},
+): Promise<AnyPipeline[]> {
+  const loaded: AnyPipeline[] = [];
+  for (const specifier of specifiers) {
+    let module: { default?: unknown };
+    try {
+      module = (await import(locate(specifier, baseDir))) as { default?: unknown };
+    } catch (error) {
+      throw new PipelineModuleError(specifier, `cannot be imported: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    }
+    if (module.default === undefined) throw new PipelineModuleError(specifier, "has no default export (export a pipeline or an array of them)");
+    const exported = Array.isArray(module.default) ? module.default : [module.default];
+    if (exported.length === 0) throw new PipelineModuleError(specifier, "default-exports an empty array");
+    exported.forEach((candidate: unknown, index) => {
+      const problem = pipelineShapeError(candidate);
+      if (problem !== null) {
+        const which = Array.isArray(module.default) ? `default export [${index}]` : "default export";
+        throw new PipelineModuleError(specifier, `${which} is not a pipeline: ${problem}`);
+      }
+      loaded.push(candidate as AnyPipeline);
+    });
+  }
+  return loaded;
+}
