@@ -139,7 +139,7 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
       const status = response.statusCode;
       if (status >= 200 && status < 300) {
         // The verdict is in the status line; the body is never read.
-        response.body.destroy();
+        discard(response.body);
         return { ok: true, status };
       }
       const snippet = await readCapped(response.body, cap).catch(() => "");
@@ -155,7 +155,7 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
 }
 
 /** Reads at most `cap` bytes of a body, then destroys it so the rest never crosses the wire into memory. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
+async function readCapped(body: Parameters<typeof discard>[0] & AsyncIterable<Buffer>, cap: number): Promise<string> {
   const chunks: Buffer[] = [];
   let received = 0;
   try {
@@ -165,7 +165,18 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, 
       if (received >= cap) break;
     }
   } finally {
-    body.destroy();
+    discard(body);
   }
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Destroys a response body we will not read. undici reports that as a
+ * RequestAbortedError on the stream: our own doing, so only that is ignored.
+ */
+function discard(body: { destroy(): unknown; on(event: "error", listener: (error: Error) => void): unknown }): void {
+  body.on("error", (error) => {
+    if (!("code" in error && error.code === "UND_ERR_ABORTED")) throw error;
+  });
+  body.destroy();
 }

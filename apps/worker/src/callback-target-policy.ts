@@ -29,8 +29,7 @@ const NON_PUBLIC: ReadonlyArray<readonly [string, number, Family, string]> = [
   ["240.0.0.0", 4, "ipv4", "reserved"],
   ["::", 128, "ipv6", "unspecified"],
   ["::1", 128, "ipv6", "loopback"],
-  // Checked before the IPv4 ranges would be: a mapped address reaches an IPv4
-  // host, so it is never treated as public IPv6 whatever it embeds.
+  // A mapped address reaches an IPv4 host: never public, whatever it embeds.
   ["::ffff:0:0", 96, "ipv6", "IPv4-mapped IPv6"],
   ["::", 96, "ipv6", "IPv4-compatible IPv6"],
   ["64:ff9b::", 96, "ipv6", "NAT64 (embeds an IPv4 address)"],
@@ -44,7 +43,9 @@ const NON_PUBLIC: ReadonlyArray<readonly [string, number, Family, string]> = [
   ["ff00::", 8, "ipv6", "multicast"],
 ];
 
-const RANGES = NON_PUBLIC.map(([network, prefix, family, label]) => {
+// IPv6 ranges first: Node's BlockList also matches IPv4-mapped IPv6 against
+// IPv4 rules, and "IPv4-mapped" is the more telling reason for such an address.
+const RANGES = [...NON_PUBLIC].sort((a, b) => (a[2] === b[2] ? 0 : a[2] === "ipv6" ? -1 : 1)).map(([network, prefix, family, label]) => {
   const list = new BlockList();
   list.addSubnet(network, prefix, family);
   return { list, family, label, cidr: `${network}/${prefix}` };
@@ -59,8 +60,6 @@ function familyOf(address: string): Family | null {
 export function nonPublicRange(address: string): string | null {
   const family = familyOf(address);
   if (family === null) return "not an IP address";
-  // Node's BlockList also matches IPv4-mapped IPv6 against IPv4 rules, so
-  // ::ffff:127.0.0.1 is caught by the mapped range first, then by loopback.
   for (const range of RANGES) {
     if (range.family === "ipv6" && family === "ipv4") continue;
     if (range.list.check(address, family)) return `${range.label} (${range.cidr})`;
