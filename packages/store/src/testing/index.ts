@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { test as base, inject } from "vitest";
 import { connect, type Database, type PoolOptions } from "../db";
 import { adminQuery, databaseUrl, quoteIdent } from "./admin";
+import "./provided";
 
 export interface TestDatabase {
   name: string;

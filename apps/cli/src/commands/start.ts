@@ -1,0 +1,122 @@
+import { join } from "node:path";
+import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
+import { ConfigError } from "@ix/contracts";
+import { connect, migrateUp } from "@ix/store";
+import { provisionPostgres, redactUrl } from "@ix/store/provision";
+import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv } from "@ix/worker";
+import { pino } from "pino";
+import type { CliEnv } from "../env";
+import { REPOSITORY_ROOT } from "../repository";
+
+/** Loopback is allowed as a callback target in local development only (spec §5). */
+const LOOPBACK = ["127.0.0.0/8", "::1/128", "localhost"];
+
+/** Parses the API's and the worker's variables, reporting every bad one of both at once. */
+function parseAll(env: Record<string, string | undefined>) {
+  const problems: ConfigError["problems"] = [];
+  const attempt = <T>(parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+  const apiEnv = attempt(() => parseApiEnv(env));
+  const workerEnv = attempt(() => parseWorkerEnv(env));
+  if (!apiEnv || !workerEnv) throw new ConfigError(problems);
+  return [apiEnv, workerEnv] as const;
+}
+
+/**
+ * The whole service in one process for local use (spec §7): embedded
+ * PostgreSQL unless IX_POSTGRES_URL is set, migrations, the API and a worker.
+ * Every variable is parsed before anything starts, so a bad value stops
+ * start-up with a message naming it and leaves nothing running.
+ */
+export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
+  const [apiEnv, workerEnv] = parseAll(env);
+  const logger = pino({ level: apiEnv.IX_LOG_LEVEL });
+
+  const dataDir = cliEnv.IX_DATA_DIR ?? join(REPOSITORY_ROOT, ".ix", "pg");
+  // No Testcontainers here: a container would throw the data away on every start.
+  const server = await provisionPostgres({
+    url: cliEnv.IX_POSTGRES_URL,
+    dataDir,
+    persistent: true,
+    port: cliEnv.IX_EMBEDDED_PG_PORT,
+    docker: false,
+    log: (message) => logger.info(message),
+  });
+  const stops: Array<() => Promise<unknown>> = [() => server.stop()];
+  const shutdown = async (signal: string) => {
+    logger.info({ signal }, "shutting down");
+    // Reverse order: worker and API first, the database last.
+    for (const stop of stops.reverse()) {
+      await stop().catch((error: unknown) => logger.error({ err: error }, "error while shutting down"));
+    }
+  };
+  try {
+    const apiDb = connect(server.url, { ...apiPoolOptionsFromEnv(apiEnv), onIdleError: (err) => logger.warn({ err }, "api connection lost") });
+    stops.push(() => apiDb.close());
+    const applied = await migrateUp(apiDb);
+    if (applied.length) logger.info({ applied }, "migrated");
+
+    const workerDb = connect(server.url, {
+      // The LISTEN connection, a claim, a completion flush and deliveries at once (as `ix worker`).
+      max: workerEnv.IX_WORKER_CONCURRENCY + 4,
+      applicationName: "ix-worker",
+      onIdleError: (err) => logger.warn({ err }, "worker connection lost"),
+    });
+    stops.push(() => workerDb.close());
+    const baseConfig = workerConfigFromEnv(workerEnv);
+    const worker = createWorker({
+      db: workerDb,
+      pipelines: [...builtinPipelines(), ...(await loadPipelineModules(workerEnv.IX_PIPELINE_MODULES))],
+      config: { ...baseConfig, callback: { ...baseConfig.callback, allowedHosts: [...baseConfig.callback.allowedHosts, ...LOOPBACK] } },
+      logger: logger.child({ component: "worker" }),
+    });
+
+    const { app, url: base } = await startApi({
+      db: apiDb,
+      config: apiConfigFromEnv(apiEnv),
+      logger: logger.child({ component: "api" }),
+    });
+    stops.push(() => app.close());
+    await worker.start();
+    stops.push(() => worker.stop());
+
+    const auth = apiEnv.IX_API_KEYS[0] ? ` -H 'authorization: Bearer ${apiEnv.IX_API_KEYS[0].key}'` : "";
+    const client = apiEnv.IX_API_KEYS[0]?.clientId ?? "demo";
+    process.stdout.write(
+      [
+        "",
+        `ix is running`,
+        `  API       ${base}`,
+        `  docs      ${base}/docs`,
+        `  database  ${redactUrl(server.url)}${server.kind === "embedded" ? ` (embedded, data in ${dataDir})` : ""}`,
+        "",
+        "Submit a job:",
+        `  curl -s ${base}/jobs -H 'content-type: application/json'${auth} \\`,
+        `    -d '{"use_case":"extract_fields","ix_client_id":"${client}","request_id":"hello-1","context":{"texts":["Invoice 42, total 10.00 EUR"]},"options":{"fields":{"total":"\\\\d+\\\\.\\\\d{2}"}}}'`,
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+      ].join("\n"),
+    );
+  } catch (error) {
+    await shutdown("start-up failure");
+    throw error;
+  }
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      void shutdown(signal).then(resolve);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}

@@ -1,0 +1,27 @@
+import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { z } from "zod";
+
+/**
+ * The variables the `ix` command itself reads (spec §7); `ix api`, `ix worker`
+ * and `ix start` also parse the api and worker schemas. Parsed once per command.
+ */
+export const CliEnv = z.object({
+  // The database for `ix migrate` and `ix prune`; `ix start` uses embedded PostgreSQL without it.
+  IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
+  // Where `ix submit` and `ix get` find the API.
+  IX_API_URL: envDefault(
+    z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), "must be an http(s) URL"),
+    "http://127.0.0.1:8080",
+  ),
+  // Bearer key `ix submit` and `ix get` present (one of IX_API_KEYS on the server).
+  IX_API_KEY: optionalEnv(z.string().min(1)),
+  // Where `ix start` keeps its embedded PostgreSQL data (default: .ix/ in the repository).
+  IX_DATA_DIR: optionalEnv(z.string().min(1)),
+  // Port for `ix start`'s embedded PostgreSQL (default: any free port).
+  IX_EMBEDDED_PG_PORT: optionalEnv(envVar.int(1, 65_535)),
+});
+export type CliEnv = z.infer<typeof CliEnv>;
+
+export function parseCliEnv(env: Record<string, string | undefined>): CliEnv {
+  return parseEnv(CliEnv, env);
+}

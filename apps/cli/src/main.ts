@@ -1,0 +1,100 @@
+import { ConfigError } from "@ix/contracts";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ApiError } from "./api-client";
+import { get } from "./commands/get";
+import { migrate } from "./commands/migrate";
+import { prune } from "./commands/prune";
+import { submit } from "./commands/submit";
+import { parseCliEnv } from "./env";
+import { UsageError } from "./usage-error";
+
+/**
+ * The `ix` command (spec §7). Exit codes: 0 success, 1 failure, 2 usage error
+ * (bad arguments or a bad IX_ variable); messages name the problem.
+ */
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
+// process.env is read here and handed down: each command parses what it needs once.
+const env = process.env;
+const cliEnv = () => parseCliEnv(env);
+
+const program = new Command("ix")
+  .description("ix: extraction jobs over REST, run by workers, stored in PostgreSQL, answered by signed callbacks")
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+program
+  .command("start")
+  .description("run everything locally: embedded PostgreSQL (unless IX_POSTGRES_URL), migrations, API and a worker")
+  // Loaded on demand: the other commands should not pay for the API, the worker and PostgreSQL tooling.
+  .action(async () => (await import("./commands/start")).start(cliEnv(), env));
+
+program
+  .command("api")
+  .description("run the REST API (production entry point; needs IX_POSTGRES_URL, does not migrate)")
+  .action(async () => {
+    const api = await import("@ix/api");
+    await api.runApiMain({ env: api.parseApiEnv(env) });
+  });
+
+program
+  .command("worker")
+  .description("run a worker (production entry point; needs IX_POSTGRES_URL, does not migrate)")
+  .action(async () => {
+    const worker = await import("@ix/worker");
+    await worker.runWorkerMain({ env: worker.parseWorkerEnv(env) });
+  });
+
+program
+  .command("migrate")
+  .description("apply, revert or show database migrations (needs IX_POSTGRES_URL)")
+  .addArgument(new Command().createArgument("<direction>", "up, down or status").choices(["up", "down", "status"]))
+  .option("--steps <n>", "with down: how many migrations to revert", positiveInt, 1)
+  .action(async (direction: string, options: { steps: number }) => migrate(cliEnv(), direction, options));
+
+program
+  .command("prune")
+  .description("delete terminal jobs finished longer ago than a duration (needs IX_POSTGRES_URL)")
+  .requiredOption("--older-than <duration>", "retention, e.g. 7d, 12h, 30m")
+  .option("--batch-size <n>", "rows deleted per statement", positiveInt, 1000)
+  .action(async (options: { olderThan: string; batchSize: number }) => prune(cliEnv(), options));
+
+program
+  .command("submit")
+  .description("submit a RequestIX read from a file (or stdin) and print the job")
+  .argument("[file]", "JSON file with the request; - or nothing reads stdin")
+  .option("--callback-url <url>", "where ix POSTs the finished job")
+  .action(async (file: string | undefined, options: { callbackUrl?: string }) => submit(cliEnv(), file, options));
+
+program
+  .command("get")
+  .description("print a job; with --wait, follow it until it is done or error")
+  .argument("<job_id>", "the job's id")
+  .option("--wait", "follow the job to a terminal state (exit 1 if it ends error)", false)
+  .addOption(new Option("--timeout <duration>", "with --wait: give up after this long").default("10m"))
+  .addOption(new Option("--interval <duration>", "with --wait: how often to ask, e.g. 500ms, 2s").default("500ms"))
+  .action(async (jobId: string, options: { wait: boolean; timeout: string; interval: string }) => get(cliEnv(), jobId, options));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Help and version are successes; every other commander error is a usage error.
+    process.exitCode = error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version" ? 0 : 2;
+  } else if (error instanceof UsageError || error instanceof ConfigError) {
+    console.error(`ix: ${error.message}`);
+    process.exitCode = 2;
+  } else if (error instanceof ApiError) {
+    console.error(`ix: ${error.message}`);
+    process.exitCode = 1;
+  } else {
+    console.error(`ix: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof Error && error.cause) console.error(`  cause: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,117 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jobs, sql } from "@ix/store";
+import { test } from "@ix/store/testing";
+import { describe, expect, it } from "vitest";
+import { runIx } from "./run-ix";
+
+describe("usage", () => {
+  it("every command has --help, exiting 0", async () => {
+    for (const command of ["", "start", "api", "worker", "migrate", "prune", "submit", "get"]) {
+      const result = await runIx(command ? [command, "--help"] : ["--help"]);
+      expect(result.code, command).toBe(0);
+      expect(result.stdout).toContain("Usage: ix");
+    }
+  });
+
+  it("unknown commands, bad arguments and bad values exit 2 naming the problem", async () => {
+    const unknown = await runIx(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("frobnicate");
+
+    const direction = await runIx(["migrate", "sideways"], { IX_POSTGRES_URL: "postgres://x@127.0.0.1:1/x" });
+    expect(direction.code).toBe(2);
+    expect(direction.stderr).toMatch(/sideways/);
+
+    const duration = await runIx(["prune", "--older-than", "forever"], { IX_POSTGRES_URL: "postgres://x@127.0.0.1:1/x" });
+    expect(duration.code).toBe(2);
+    expect(duration.stderr).toContain("--older-than");
+
+    const noUrl = await runIx(["migrate", "up"]);
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain("IX_POSTGRES_URL");
+  });
+
+  it("a bad IX_ value stops ix start with a message naming the variable, before anything starts", async () => {
+    const dataDir = join(await mkdtemp(join(tmpdir(), "ix-cli-")), "pg");
+    const result = await runIx(["start"], { IX_WORKER_CONCURRENCY: "lots", IX_API_PORT: "99999", IX_DATA_DIR: dataDir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("IX_WORKER_CONCURRENCY");
+    expect(result.stderr).toContain("IX_API_PORT");
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("ix api and ix worker refuse to run without IX_POSTGRES_URL", async () => {
+    for (const command of ["api", "worker"]) {
+      const result = await runIx([command]);
+      expect(result.code, command).not.toBe(0);
+      expect(result.stderr, command).toContain("IX_POSTGRES_URL");
+    }
+  });
+});
+
+describe("migrate", () => {
+  test("status, down, then up, against a real database", async ({ database: { db, url } }) => {
+    const env = { IX_POSTGRES_URL: url };
+    const status = await runIx(["migrate", "status"], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/applied\s+0000_init/);
+    expect(status.stdout).toContain("schema is current");
+
+    const down = await runIx(["migrate", "down"], env);
+    expect(down.code).toBe(0);
+    expect(down.stdout).toContain("reverted: 0000_init");
+    const gone = await db.execute<{ t: string | null }>(sql`select to_regclass('ix_jobs')::text as t`);
+    expect(gone.rows[0]?.t).toBeNull();
+    const behind = await runIx(["migrate", "status"], env);
+    expect(behind.code).toBe(1);
+    expect(behind.stdout).toMatch(/pending\s+0000_init/);
+
+    const up = await runIx(["migrate", "up"], env);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain("applied: 0000_init");
+    expect(await jobs.claimNextPending(db)).toBeNull();
+  });
+});
+
+describe("prune", () => {
+  test("removes only terminal jobs older than the retention", async ({ database: { db, url } }) => {
+    const request = (id: string) => ({
+      use_case: "extract_fields",
+      ix_client_id: "c",
+      request_id: id,
+      context: { texts: ["t"] },
+      options: {},
+    });
+    for (const id of ["old-done", "old-error", "new-done", "old-running", "pending"]) {
+      await jobs.insertPending(db, { request: request(id) });
+    }
+    const claimed = await jobs.claimPending(db, { limit: 4 });
+    for (const job of claimed.slice(0, 3)) {
+      const now = new Date().toISOString();
+      await jobs.markDone(db, {
+        jobId: job.job_id,
+        attempts: 0,
+        response: {
+          use_case: job.request.use_case,
+          ix_client_id: job.client_id,
+          request_id: job.request_id,
+          ix_id: job.ix_id,
+          error: job.request_id === "old-error" ? "failed" : null,
+          result: null,
+          metadata: { pipeline: "extract_fields", started_at: now, finished_at: now, duration_ms: 0, attempt: 1 },
+        },
+      });
+    }
+    await db.execute(sql`update ix_jobs set finished_at = now() - interval '8 days' where request_id in ('old-done', 'old-error')`);
+    await db.execute(sql`update ix_jobs set started_at = now() - interval '8 days' where request_id = 'old-running'`);
+
+    const result = await runIx(["prune", "--older-than", "7d", "--batch-size", "1"], { IX_POSTGRES_URL: url });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("pruned 2 terminal jobs");
+    const left = await db.execute<{ request_id: string }>(sql`select request_id from ix_jobs order by request_id`);
+    expect(left.rows.map((r) => r.request_id)).toEqual(["new-done", "old-running", "pending"]);
+  });
+});

@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+const TSX = import.meta.resolve("tsx");
+
+/** The environment a child `ix` gets: this process's, minus every IX_ variable, plus `env`. */
+function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("IX_")));
+  return { ...base, ...env };
+}
+
+/** Starts `ix <args>` as a real child process, exactly as `pnpm ix` runs it. */
+export function spawnIx(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ["--import", TSX, MAIN, ...args], { env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
+}
+
+export interface IxResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `ix <args>` to completion, feeding `input` on stdin. */
+export function runIx(args: string[], env: Record<string, string> = {}, input?: string): Promise<IxResult> {
+  const child = spawnIx(args, env);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin!.end(input);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Resolves when `child` has printed `marker` on stdout; rejects if it exits first. */
+export function waitForOutput(child: ChildProcess, marker: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`no "${marker}" within ${timeoutMs} ms; stdout: ${out}\nstderr: ${err}`)), timeoutMs);
+    child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes(marker)) {
+        clearTimeout(timer);
+        resolve(out);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`ix exited (${code}) before printing "${marker}"; stdout: ${out}\nstderr: ${err}`));
+    });
+  });
+}
+
+/** Resolves with the exit code once `child` has exited. */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+}
