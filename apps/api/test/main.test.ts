@@ -1,0 +1,129 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "@ix/contracts";
+import { test } from "@ix/store/testing";
+import { describe, expect, test as plainTest } from "vitest";
+import { ApiEnv, apiConfigFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src";
+import { KEYS } from "./fixtures";
+
+const KEYS_ENV = "client-a:key-for-client-a-0123456789, client-b:key-for-client-b-9876543210";
+
+describe("environment (spec §7)", () => {
+  plainTest("defaults when nothing is set", () => {
+    const env = parseApiEnv({});
+    expect(apiConfigFromEnv(env)).toEqual({
+      host: "127.0.0.1",
+      port: 8080,
+      apiKeys: [],
+      bodyLimitBytes: 1_048_576,
+      retryAfterSeconds: 2,
+    });
+    expect(env.IX_POSTGRES_URL).toBeUndefined();
+  });
+
+  plainTest("IX_API_KEYS parses client_id:key pairs, several keys per client allowed", () => {
+    const env = parseApiEnv({ IX_API_KEYS: `${KEYS_ENV},client-a:second-key-for-client-a-xx` });
+    expect(env.IX_API_KEYS).toEqual([...KEYS, { clientId: "client-a", key: "second-key-for-client-a-xx" }]);
+  });
+
+  plainTest("bad values stop start-up naming each variable, without echoing a key", () => {
+    const attempt = () =>
+      parseApiEnv({
+        IX_API_PORT: "eighty",
+        IX_API_BODY_LIMIT_BYTES: "-1",
+        IX_POSTGRES_URL: "mysql://x",
+        IX_API_KEYS: "nocolon,bad client:key-long-enough-1234,short:tiny-secret,a:same-key-0123456789,b:same-key-0123456789",
+      });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      const problems = (error as ConfigError).problems;
+      expect(problems.map((p) => p.variable).sort()).toEqual([
+        "IX_API_BODY_LIMIT_BYTES",
+        "IX_API_KEYS",
+        "IX_API_KEYS",
+        "IX_API_KEYS",
+        "IX_API_KEYS",
+        "IX_API_PORT",
+        "IX_POSTGRES_URL",
+      ]);
+      const message = (error as Error).message;
+      expect(message).not.toContain("tiny-secret");
+      expect(message).not.toContain("same-key-0123456789");
+      expect(message).toContain('already given to client "a"');
+    }
+  });
+
+  plainTest("the schema's keys are the variable names (for docs and the CLI)", () => {
+    expect(Object.keys(ApiEnv.shape)).toEqual(
+      expect.arrayContaining(["IX_POSTGRES_URL", "IX_API_HOST", "IX_API_PORT", "IX_API_KEYS", "IX_API_BODY_LIMIT_BYTES"]),
+    );
+    expect(Object.keys(ApiEnv.shape).every((name) => name.startsWith("IX_"))).toBe(true);
+  });
+});
+
+describe("binding without keys", () => {
+  plainTest("only loopback addresses are allowed", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1"]) expect(isLoopbackHost(host)).toBe(true);
+    for (const host of ["0.0.0.0", "::", "10.0.0.5", "example.com", "128.0.0.1"]) {
+      expect(isLoopbackHost(host)).toBe(false);
+      expect(() => assertSafeBind({ host, apiKeys: [] })).toThrow(/IX_API_KEYS/);
+      expect(() => assertSafeBind({ host, apiKeys: KEYS })).not.toThrow();
+    }
+  });
+
+  plainTest("runApiMain refuses 0.0.0.0 without keys before connecting anywhere", async () => {
+    // The URL names a port nothing listens on: reaching it would fail differently.
+    const env = parseApiEnv({ IX_POSTGRES_URL: "postgres://postgres@127.0.0.1:1/none", IX_API_HOST: "0.0.0.0" });
+    await expect(runApiMain({ env })).rejects.toThrow(/refusing to listen on 0\.0\.0\.0 without IX_API_KEYS/);
+  });
+
+  plainTest("runApiMain needs IX_POSTGRES_URL", async () => {
+    await expect(runApiMain({ env: parseApiEnv({}) })).rejects.toThrow(/IX_POSTGRES_URL/);
+  });
+});
+
+describe("ix api as a process", () => {
+  test("serves from its environment and exits 0 on SIGTERM", async ({ database: { url } }) => {
+    const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+    const child = spawn(tsx, [fileURLToPath(new URL("./serve-api.ts", import.meta.url))], {
+      env: { PATH: process.env.PATH, IX_POSTGRES_URL: url, IX_API_PORT: "0", IX_API_KEYS: KEYS_ENV, IX_LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const listening = new Promise<string>((resolve, reject) => {
+      let buffered = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString();
+        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+          const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+          buffered = buffered.slice(nl + 1);
+          lines.push(line);
+          if (line.msg === "ix api listening") resolve(String(line.url));
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`ix api exited ${code} before listening: ${stderr}`)));
+    });
+    try {
+      const base = await listening;
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      const unauthenticated = await fetch(`${base}/jobs`);
+      expect(unauthenticated.status).toBe(401);
+      const listed = await fetch(`${base}/jobs`, { headers: { authorization: `Bearer ${KEYS[0]?.key}` } });
+      expect(listed.status).toBe(200);
+
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      const [code] = await exited;
+      expect(code).toBe(0);
+      expect(lines.map((line) => line.msg)).toContain("ix api stopped");
+      expect(lines.every((line) => !JSON.stringify(line).includes(String(KEYS[0]?.key)))).toBe(true);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
