@@ -142,7 +142,7 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
         discard(response.body);
         return { ok: true, status };
       }
-      const snippet = await readCapped(response.body, cap).catch(() => "");
+      const snippet = await readCapped(response.body, cap);
       const where = status >= 300 && status < 400 ? ` redirect to ${String(response.headers.location ?? "(no location)")} not followed` : "";
       const text = snippet.trim().slice(0, ERROR_SNIPPET_CHARS);
       return { ok: false, error: `HTTP ${status}${where}${text ? `: ${text}` : ""}`, permanent: false };
@@ -154,29 +154,39 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
   return { send, close: ({ force = false } = {}) => (force ? agent.destroy() : agent.close()) };
 }
 
-/** Reads at most `cap` bytes of a body, then destroys it so the rest never crosses the wire into memory. */
-async function readCapped(body: Parameters<typeof discard>[0] & AsyncIterable<Buffer>, cap: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let received = 0;
-  try {
-    for await (const chunk of body) {
+type Body = NodeJS.ReadableStream & { destroy(): unknown };
+
+/**
+ * Reads at most `cap` bytes of a body, then destroys it so the rest never
+ * crosses the wire into memory. A read error ends the snippet early: the
+ * status code already decided the attempt, the body only decorates the reason.
+ */
+function readCapped(body: Body, cap: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const finish = () => resolve(Buffer.concat(chunks).toString("utf8"));
+    body.on("data", (chunk: Buffer) => {
       chunks.push(chunk.subarray(0, cap - received));
       received += chunk.length;
-      if (received >= cap) break;
-    }
-  } finally {
-    discard(body);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+      if (received >= cap) {
+        discard(body);
+        finish();
+      }
+    });
+    body.once("end", finish);
+    body.once("error", finish);
+  });
 }
 
 /**
- * Destroys a response body we will not read. undici reports that as a
- * RequestAbortedError on the stream: our own doing, so only that is ignored.
+ * Destroys a response body we will not read. undici reports that as an
+ * aborted request on the stream: our own doing, so only that is ignored.
  */
-function discard(body: { destroy(): unknown; on(event: "error", listener: (error: Error) => void): unknown }): void {
-  body.on("error", (error) => {
-    if (!("code" in error && error.code === "UND_ERR_ABORTED")) throw error;
+function discard(body: Body): void {
+  body.on("error", (error: Error) => {
+    const code = "code" in error ? error.code : undefined;
+    if (code !== "UND_ERR_ABORTED" && code !== "ABORT_ERR") throw error;
   });
   body.destroy();
 }
