@@ -84,7 +84,7 @@ export function problemForError(
   request: FastifyRequest,
   retryAfterSeconds: number,
 ): { problem: Problem; headers?: Record<string, string> } {
-  const error = thrown instanceof Error ? (thrown as FastifyError) : new Error(`non-Error thrown: ${String(thrown)}`);
+  const error = thrown instanceof Error ? (thrown as FastifyError) : new Error(`non-Error thrown: ${String(thrown)}`, { cause: thrown });
   if (error instanceof RequestValidationError) {
     const context = error.validationContext ?? "body";
     const part = PART_NAMES[context] ?? context;
@@ -99,7 +99,7 @@ export function problemForError(
   if (isTransientDbError(error)) {
     request.log.warn({ err: error }, "database unavailable; answering 503");
     return {
-      problem: problem("unavailable", "the job store did not answer in time"),
+      problem: problem("unavailable", `the job store is unavailable or busy; retry after ${retryAfterSeconds} s`),
       headers: { "retry-after": String(retryAfterSeconds) },
     };
   }

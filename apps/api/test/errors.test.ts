@@ -125,7 +125,7 @@ describe("problem+json for bad requests", () => {
     }
   });
 
-  test("unknown routes and methods are 404 problems", async ({ database: { db } }) => {
+  test("unknown routes and methods are 404 problems; a malformed URL is a 400 problem", async ({ database: { db } }) => {
     const app = await appFor(db);
     try {
       expect(expectProblem(await app.inject({ method: "GET", url: "/nope?x=1" }), 404, "not-found").detail).toBe(
@@ -133,6 +133,8 @@ describe("problem+json for bad requests", () => {
       );
       expectProblem(await app.inject({ method: "DELETE", url: "/jobs" }), 404, "not-found");
       expectProblem(await app.inject({ method: "POST", url: "/jobs/x/y", payload: {} }), 404, "not-found");
+      // Fastify refuses a malformed URL before routing; it is still a problem.
+      expectProblem(await app.inject({ method: "GET", url: "/jobs/%E0%A4%A" }), 400, "bad-request");
     } finally {
       await app.close();
     }
