@@ -191,6 +191,34 @@ describe("the running worker", () => {
     }
   });
 
+  test("sweeps at start-up: an orphan left by a dead worker is requeued and finished", async ({ database: { db } }) => {
+    const orphan = await submit(db);
+    expect((await jobs.claimNextPending(db))?.job_id).toBe(orphan.job_id); // a worker that then died
+    await waitFor("the orphan to age past the 0.2 s horizon", async () => {
+      const r = await db.execute<{ old: boolean }>(
+        sql`select started_at < now() - interval '0.3 seconds' as old from ix_jobs where job_id = ${orphan.job_id}`,
+      );
+      return r.rows[0]?.old === true;
+    });
+    // The periodic sweep and the poll are an hour away: only the start-up sweep can requeue it.
+    const worker = createWorker({
+      db,
+      pipelines: builtinPipelines(),
+      config: testConfig({ pipelineTimeoutSeconds: 0.1, sweepIntervalSeconds: 3600, pollIntervalSeconds: 3600 }),
+    });
+    await worker.start();
+    try {
+      const done = await waitFor("the orphan to be finished", async () => {
+        const job = await statusOf(db, orphan.job_id);
+        return job.status === "done" ? job : undefined;
+      });
+      expect(done.attempts).toBe(1);
+      expect(done.response?.metadata.attempt).toBe(2);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   test("stop lets in-flight jobs finish within the grace period and leaves no LISTEN session behind", async ({ database }) => {
     const gate = gated();
     const applicationName = `ix-worker-stop-${process.pid}`;
