@@ -153,7 +153,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the sweeper"))
       .finally(() => {
         active.delete(job.job_id);
-        if (!stopping) void fill();
+        if (!stopping) scheduleFill();
       });
     active.set(job.job_id, { done, abort });
     return done;
@@ -189,6 +189,17 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   let maybePending = true;
   let wakeups = 0;
   let filling = false;
+
+  // Jobs stored in one flush finish in the same tick: one claim refills all their slots.
+  let fillScheduled = false;
+  function scheduleFill(): void {
+    if (fillScheduled) return;
+    fillScheduled = true;
+    setImmediate(() => {
+      fillScheduled = false;
+      void fill();
+    });
+  }
 
   function wake(): void {
     wakeups++;
