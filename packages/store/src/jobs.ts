@@ -114,6 +114,16 @@ export async function getByCorrelation(
  * Returns them oldest first.
  */
 export async function claimPending(db: Executor, { limit }: { limit: number }): Promise<Job[]> {
+  const rows = await claimPendingStatement(db, { limit });
+  return rows.sort(byCreation).map(toJob);
+}
+
+/**
+ * The claim statement itself, unexecuted, so the benchmark can EXPLAIN exactly
+ * what `claimPending` runs (spec §8 "scale"): `.toSQL()` gives its text and
+ * parameters.
+ */
+export function claimPendingStatement(db: Executor, { limit }: { limit: number }) {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`claim limit must be a positive integer, got ${limit}`);
   const next = db
     .select({ jobId: ixJobs.jobId })
@@ -122,12 +132,11 @@ export async function claimPending(db: Executor, { limit }: { limit: number }): 
     .orderBy(asc(ixJobs.createdAt), asc(ixJobs.jobId))
     .limit(limit)
     .for("update", { skipLocked: true });
-  const rows = await db
+  return db
     .update(ixJobs)
     .set({ status: "running", startedAt: sql`now()` })
     .where(inArray(ixJobs.jobId, next))
     .returning();
-  return rows.sort(byCreation).map(toJob);
 }
 
 export async function claimNextPending(db: Executor): Promise<Job | null> {

@@ -1,0 +1,177 @@
+import { existsSync } from "node:fs";
+import { availableParallelism, cpus, totalmem } from "node:os";
+import { type HttpResult, measureHttp, measurePgbench, type PgbenchResult } from "./http";
+import { ratioTable } from "./report";
+import { measureScale, type ScaleResult } from "./scale";
+import { openBenchServer } from "./server";
+import { percentile, round } from "./stats";
+import { openGraphileWorker } from "./systems/graphile-worker";
+import { ixJobCounts, openIx } from "./systems/ix";
+import { openPgBoss } from "./systems/pg-boss";
+import type { QueueSystem, SystemResult, Workload } from "./systems/system";
+
+export const SYSTEMS = ["ix", "graphile-worker", "pg-boss"] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+
+export const DEFAULT_PGBENCH_PATH = "/usr/lib/postgresql/15/bin/pgbench";
+
+export interface BenchOptions {
+  /** The server's maintenance database; without it an embedded PostgreSQL is started. */
+  databaseUrl?: string | undefined;
+  /** Jobs per enqueue and process run (default 20,000). */
+  n?: number;
+  /** Concurrent enqueue loops, worker concurrency, HTTP connections, pgbench clients (default 8). */
+  c?: number;
+  /** Sequential jobs in the latency run (default 200). */
+  l?: number;
+  /** Seconds per autocannon route and for pgbench; 0 skips both (default 10). */
+  httpSeconds?: number;
+  /** Terminal rows for the claim-latency runs; [] skips them (default 0, 100k, 1M). */
+  scaleRows?: readonly number[];
+  /** Which queues to run (default all three). */
+  systems?: readonly SystemName[];
+  /** pgbench binary; null or a missing file skips the reference. */
+  pgbenchPath?: string | null;
+  /** Where JSON lines and the ratio table go (default stdout). */
+  out?: (line: string) => void;
+  /** Progress messages (default stderr). */
+  log?: (message: string) => void;
+}
+
+export interface BenchResults {
+  machine: { cpus: number; cpu_model: string; memory_gib: number; node: string; postgres: Record<string, string>; server: string };
+  workload: Workload & { http_seconds: number; scale_rows: number[] };
+  systems: SystemResult[];
+  /** After ix's process run: how many jobs there were and how many ended done with a stored response. */
+  ix_process_check: { jobs: number; done_with_response: number } | null;
+  http: HttpResult[];
+  pgbench: PgbenchResult | null;
+  scale: ScaleResult[];
+  scale_explain: string;
+  duration_s: number;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`bench option ${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+const OPENERS: Record<SystemName, (url: string) => Promise<QueueSystem>> = {
+  ix: openIx,
+  "graphile-worker": openGraphileWorker,
+  "pg-boss": openPgBoss,
+};
+
+/**
+ * Runs spec §8's benchmark: the same workload on each queue, each on a fresh
+ * database of the same server; then ix's HTTP API, pgbench's insert rate as
+ * the physical reference, and claim latency against a growing table. Prints
+ * one JSON line per measurement and a ratio table; returns everything.
+ */
+export async function runBench(options: BenchOptions = {}): Promise<BenchResults> {
+  const began = performance.now();
+  const workload: Workload = {
+    n: positiveInt("n", options.n ?? 20_000),
+    c: positiveInt("c", options.c ?? 8),
+    l: positiveInt("l", options.l ?? 200),
+  };
+  const httpSeconds = options.httpSeconds ?? 10;
+  if (!Number.isInteger(httpSeconds) || httpSeconds < 0) throw new RangeError(`bench option httpSeconds must be a whole number ≥ 0, got ${httpSeconds}`);
+  const scaleRows = [...(options.scaleRows ?? [0, 100_000, 1_000_000])];
+  for (const rows of scaleRows) {
+    if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`bench option scaleRows must hold whole numbers ≥ 0, got ${rows}`);
+  }
+  const systems = [...(options.systems ?? SYSTEMS)];
+  for (const name of systems) {
+    if (!SYSTEMS.includes(name)) throw new RangeError(`unknown system "${name}" (known: ${SYSTEMS.join(", ")})`);
+  }
+  const out = options.out ?? ((line: string) => console.log(line));
+  const log = options.log ?? ((message: string) => console.error(`bench: ${message}`));
+  const pgbenchPath = options.pgbenchPath === undefined ? DEFAULT_PGBENCH_PATH : options.pgbenchPath;
+
+  const server = await openBenchServer({ url: options.databaseUrl, pgbenchPath: pgbenchPath && existsSync(pgbenchPath) ? pgbenchPath : null, log });
+  try {
+    const results: BenchResults = {
+      machine: {
+        cpus: availableParallelism(),
+        cpu_model: cpus()[0]?.model ?? "unknown",
+        memory_gib: round(totalmem() / 2 ** 30),
+        node: process.version,
+        postgres: server.settings,
+        server: server.label,
+      },
+      workload: { ...workload, http_seconds: httpSeconds, scale_rows: scaleRows },
+      systems: [],
+      ix_process_check: null,
+      http: [],
+      pgbench: null,
+      scale: [],
+      scale_explain: "",
+      duration_s: 0,
+    };
+    log(`PostgreSQL ${server.settings.server_version} (fsync ${server.settings.fsync}) at ${server.label}; n=${workload.n} c=${workload.c} l=${workload.l}`);
+
+    for (const name of systems) {
+      const { url } = await server.freshDatabase(name);
+      const system = await OPENERS[name](url);
+      try {
+        log(`${name}: enqueue ${workload.n} jobs from ${workload.c} loops`);
+        const enqueue = await system.enqueue(workload);
+        log(`${name}: process ${workload.n} jobs at concurrency ${workload.c}`);
+        const processed = await system.process(workload);
+        if (name === "ix" && "db" in system) {
+          const counts = await ixJobCounts((system as Awaited<ReturnType<typeof openIx>>).db);
+          results.ix_process_check = { jobs: counts.total, done_with_response: counts.doneWithResponse };
+        }
+        log(`${name}: latency over ${workload.l} sequential jobs`);
+        const samples = await system.latency(workload);
+        const line: SystemResult = {
+          system: name,
+          enqueue_jobs_per_s: round(enqueue),
+          process_jobs_per_s: round(processed),
+          latency_p50_ms: round(percentile(samples, 50)),
+          latency_p99_ms: round(percentile(samples, 99)),
+        };
+        results.systems.push(line);
+        out(JSON.stringify(line));
+      } finally {
+        await system.close();
+      }
+    }
+
+    if (httpSeconds > 0) {
+      log(`http: autocannon, ${workload.c} connections, ${httpSeconds} s per route`);
+      const { url } = await server.freshDatabase("http");
+      for (const line of await measureHttp(url, { c: workload.c, seconds: httpSeconds })) {
+        const rounded = { ...line, requests_per_s: round(line.requests_per_s), latency_p50_ms: round(line.latency_p50_ms), latency_p99_ms: round(line.latency_p99_ms) };
+        results.http.push(rounded);
+        out(JSON.stringify(rounded));
+      }
+      if (server.pgbenchPath) {
+        log(`pgbench: single-row inserts, ${workload.c} clients, ${httpSeconds} s`);
+        const { url: pgbenchUrl } = await server.freshDatabase("pgbench");
+        const line = await measurePgbench(pgbenchUrl, server.pgbenchPath, { c: workload.c, seconds: httpSeconds });
+        results.pgbench = { ...line, inserts_per_s: round(line.inserts_per_s) };
+        out(JSON.stringify(results.pgbench));
+      } else log(`pgbench not found at ${pgbenchPath ?? "(disabled)"}; no physical reference`);
+    }
+
+    if (scaleRows.length > 0) {
+      const { url } = await server.freshDatabase("scale");
+      const scale = await measureScale(url, scaleRows, log);
+      for (const row of scale.results) {
+        const line = { system: "ix-scale", terminal_rows: row.terminal_rows, claim_p50_ms: round(row.claim_p50_ms), claim_p99_ms: round(row.claim_p99_ms) };
+        results.scale.push(line);
+        out(JSON.stringify(line));
+      }
+      results.scale_explain = scale.explain;
+      out(`\nEXPLAIN (ANALYZE, BUFFERS) of the claim with ${Math.max(...scaleRows)} terminal rows:\n${scale.explain}`);
+    }
+
+    results.duration_s = round((performance.now() - began) / 1000);
+    out(`\n${ratioTable(results)}`);
+    return results;
+  } finally {
+    await server.close();
+  }
+}

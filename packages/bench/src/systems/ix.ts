@@ -1,0 +1,122 @@
+import type { RequestIX } from "@ix/contracts";
+import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
+import { createWorker, definePipeline, workerConfig } from "@ix/worker";
+import { concurrentLoops, perSecond, waitFor } from "../stats";
+import { Arrivals, type QueueSystem, within } from "./system";
+
+const USE_CASE = "bench_noop";
+
+function request(requestId: string): RequestIX {
+  return { use_case: USE_CASE, ix_client_id: "bench", request_id: requestId, context: { texts: ["bench"] }, options: {} };
+}
+
+/** Counts of jobs by what the bench checks: terminal with a stored response, and everything. */
+export async function ixJobCounts(db: Database): Promise<{ total: number; doneWithResponse: number }> {
+  const result = await db.execute<{ total: string; done: string }>(sql`
+    select count(*) as total, count(*) filter (where status = 'done' and response is not null) as done from ix_jobs`);
+  const row = result.rows[0];
+  return { total: Number(row?.total ?? 0), doneWithResponse: Number(row?.done ?? 0) };
+}
+
+/**
+ * ix measured through its own code paths: `jobs.insertPending` (which
+ * NOTIFYs) for enqueue and latency, and the real worker (`createWorker`) with
+ * a no-op pipeline for processing, every response stored.
+ */
+export async function openIx(url: string): Promise<QueueSystem & { db: Database; verified(): Promise<{ total: number; doneWithResponse: number }> }> {
+  const db = connect(url, { max: 20, applicationName: "ix-bench" });
+  await migrateUp(db);
+  let phase = 0;
+
+  async function clear(): Promise<void> {
+    await db.execute(sql`truncate ix_jobs`);
+    await db.execute(sql`vacuum analyze ix_jobs`);
+  }
+
+  /** Runs `body` with a started worker of concurrency c whose pipeline reports each run to `onRun`. */
+  async function withWorker<T>(c: number, onRun: (requestId: string) => void, body: (start: () => Promise<void>) => Promise<T>): Promise<T> {
+    const workerDb = connect(url, { max: c + 4, applicationName: "ix-bench-worker" });
+    const noop = definePipeline({
+      name: USE_CASE,
+      run: (req) => {
+        onRun(req.request_id);
+        return {};
+      },
+    });
+    const worker = createWorker({ db: workerDb, pipelines: [noop], config: workerConfig({ concurrency: c }) });
+    try {
+      return await body(() => worker.start());
+    } finally {
+      await worker.stop({ graceSeconds: 10 });
+      await workerDb.close();
+    }
+  }
+
+  return {
+    name: "ix",
+    db,
+    verified: () => ixJobCounts(db),
+    async enqueue({ n, c }) {
+      await clear();
+      const prefix = `e${phase++}-`;
+      const pool = connect(url, { max: c, applicationName: "ix-bench-enqueue" });
+      try {
+        await pool.execute(sql`select 1`);
+        const started = performance.now();
+        await concurrentLoops(n, c, async (i) => void (await jobs.insertPending(pool, { request: request(prefix + i) })));
+        return perSecond(n, started, performance.now());
+      } finally {
+        await pool.close();
+      }
+    },
+    async process({ n, c }) {
+      await clear();
+      // The backlog is inserted in one statement: only draining is timed.
+      await db.execute(sql`
+        insert into ix_jobs (ix_id, client_id, request_id, request)
+        select lpad(to_hex(g), 16, '0'), 'bench', 'p' || g,
+               jsonb_build_object('use_case', ${USE_CASE}::text, 'ix_client_id', 'bench', 'request_id', 'p' || g,
+                                  'ix_id', lpad(to_hex(g), 16, '0'), 'context', jsonb_build_object('texts', jsonb_build_array('bench')),
+                                  'options', '{}'::jsonb)
+        from generate_series(1, ${n}::int) as g`);
+      await db.execute(sql`analyze ix_jobs`);
+      let ran = 0;
+      let allRan!: () => void;
+      const everyRun = new Promise<void>((resolve) => (allRan = resolve));
+      return withWorker(c, () => {
+        if (++ran === n) allRan();
+      }, async (start) => {
+        const started = performance.now();
+        await start();
+        await within(everyRun, 600_000, `ix running all ${n} jobs`);
+        // Ran is not stored: the clock stops when the last response is in the table.
+        await waitFor(async () => (await ixJobCounts(db)).doneWithResponse === n, `ix storing all ${n} responses`, { everyMs: 2 });
+        return perSecond(n, started, performance.now());
+      });
+    },
+    async latency({ l, c }) {
+      await clear();
+      const arrivals = new Arrivals();
+      const producer = connect(url, { max: 1, applicationName: "ix-bench-producer" });
+      try {
+        return await withWorker(c, (id) => arrivals.arrive(id), async (start) => {
+          await start();
+          await producer.execute(sql`select 1`);
+          const samples: number[] = [];
+          for (let i = 0; i < l; i++) {
+            const id = `l${i}`;
+            const sent = performance.now();
+            await jobs.insertPending(producer, { request: request(id) });
+            samples.push((await within(arrivals.next(id), 30_000, `ix starting job ${id}`)) - sent);
+          }
+          return samples;
+        });
+      } finally {
+        await producer.close();
+      }
+    },
+    async close() {
+      await db.close();
+    },
+  };
+}

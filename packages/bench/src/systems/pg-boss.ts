@@ -1,0 +1,121 @@
+import { pg } from "@ix/store";
+import PgBoss from "pg-boss";
+import { concurrentLoops, perSecond, waitFor } from "../stats";
+import { Arrivals, type QueueSystem, within } from "./system";
+
+const QUEUE = "bench_noop";
+const CHANNEL = "pgboss_bench_insert";
+/** Jobs per fetch; each of the c workers fetches and completes this many per round trip. */
+export const PG_BOSS_BATCH_SIZE = 100;
+
+/**
+ * pg-boss 10 in its throughput configuration: c workers, each fetching
+ * `batchSize` jobs per statement and completing them in one, with "burst"
+ * fetching (a worker whose batch came back full fetches again at once instead
+ * of sleeping its polling interval). pg-boss 10 has no LISTEN/NOTIFY of its
+ * own, only `notifyWorker(id)`; a trigger on its job table NOTIFYs in the
+ * inserting transaction and a LISTEN connection calls `notifyWorker`, which is
+ * the same wake-up ix and graphile-worker get.
+ */
+export async function openPgBoss(url: string): Promise<QueueSystem> {
+  const boss = new PgBoss({ connectionString: url, max: 20, schedule: false, supervise: false });
+  boss.on("error", (error: Error) => console.error(`pg-boss: ${error.message}`));
+  await boss.start();
+  await boss.createQueue(QUEUE);
+  const admin = new pg.Pool({ connectionString: url, max: 1 });
+  await admin.query(`
+    create function pgboss.bench_notify() returns trigger language plpgsql as $$
+    begin perform pg_notify('${CHANNEL}', ''); return null; end $$;
+    create trigger bench_notify after insert on pgboss.job for each statement execute function pgboss.bench_notify();`);
+  let phase = 0;
+
+  async function completed(): Promise<number> {
+    const { rows } = await admin.query<{ n: string }>("select count(*) as n from pgboss.job where name = $1 and state = 'completed'", [QUEUE]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async function clear(): Promise<void> {
+    await boss.purgeQueue(QUEUE);
+    await admin.query("delete from pgboss.job where name = $1", [QUEUE]);
+    await admin.query("vacuum analyze pgboss.job");
+  }
+
+  async function withWorkers<T>(c: number, onRun: (key: string) => void, body: (start: () => Promise<void>) => Promise<T>): Promise<T> {
+    const ids: string[] = [];
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    listener.on("notification", () => {
+      for (const id of ids) boss.notifyWorker(id);
+    });
+    await listener.query(`listen ${CHANNEL}`);
+    try {
+      return await body(async () => {
+        for (let k = 0; k < c; k++) {
+          const self = { id: "" };
+          self.id = await boss.work<{ key: string }>(
+            QUEUE,
+            { batchSize: PG_BOSS_BATCH_SIZE, pollingIntervalSeconds: 0.5 },
+            async (batch) => {
+              for (const job of batch) onRun(job.data.key);
+              if (batch.length === PG_BOSS_BATCH_SIZE) boss.notifyWorker(self.id);
+            },
+          );
+          ids.push(self.id);
+        }
+      });
+    } finally {
+      await boss.offWork(QUEUE);
+      await listener.end();
+    }
+  }
+
+  return {
+    name: "pg-boss",
+    async enqueue({ n, c }) {
+      await clear();
+      const prefix = `e${phase++}-`;
+      const started = performance.now();
+      await concurrentLoops(n, c, async (i) => void (await boss.send(QUEUE, { key: prefix + i })));
+      return perSecond(n, started, performance.now());
+    },
+    async process({ n, c }) {
+      await clear();
+      for (let from = 0; from < n; from += 5_000) {
+        const count = Math.min(5_000, n - from);
+        await boss.insert(Array.from({ length: count }, (_, i) => ({ name: QUEUE, data: { key: `p${from + i}` } })));
+      }
+      await admin.query("analyze pgboss.job");
+      let ran = 0;
+      let allRan!: () => void;
+      const everyRun = new Promise<void>((resolve) => (allRan = resolve));
+      return withWorkers(c, () => {
+        if (++ran === n) allRan();
+      }, async (start) => {
+        const started = performance.now();
+        await start();
+        await within(everyRun, 600_000, `pg-boss running all ${n} jobs`);
+        await waitFor(async () => (await completed()) === n, `pg-boss completing all ${n} jobs`, { everyMs: 2 });
+        return perSecond(n, started, performance.now());
+      });
+    },
+    async latency({ l, c }) {
+      await clear();
+      const arrivals = new Arrivals();
+      return withWorkers(c, (key) => arrivals.arrive(key), async (start) => {
+        await start();
+        const samples: number[] = [];
+        for (let i = 0; i < l; i++) {
+          const key = `l${i}`;
+          const sent = performance.now();
+          await boss.send(QUEUE, { key });
+          samples.push((await within(arrivals.next(key), 30_000, `pg-boss starting job ${key}`)) - sent);
+        }
+        return samples;
+      });
+    },
+    async close() {
+      await admin.end();
+      await boss.stop({ graceful: false, wait: true });
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { inject } from "vitest";
+import { expect, test } from "vitest";
+import "@ix/store/testing";
+import { runBench } from "../src/index";
+
+// A smoke run at a tiny size: it proves the harness drives every system end to
+// end and that ix stored every response. Speed is never asserted here (spec §8).
+test("a smoke-sized bench runs every system, ix stores every response, and every figure is a finite positive number", async () => {
+  const lines: string[] = [];
+  const results = await runBench({
+    databaseUrl: inject("ixTestServerUrl"),
+    n: 200,
+    c: 4,
+    l: 20,
+    httpSeconds: 1,
+    scaleRows: [0, 1000],
+    out: (line) => lines.push(line),
+    log: () => undefined,
+  });
+
+  expect(results.systems.map((s) => s.system)).toEqual(["ix", "graphile-worker", "pg-boss"]);
+  for (const s of results.systems) {
+    for (const value of [s.enqueue_jobs_per_s, s.process_jobs_per_s, s.latency_p50_ms, s.latency_p99_ms]) {
+      expect(Number.isFinite(value) && value > 0, `${s.system}: ${JSON.stringify(s)}`).toBe(true);
+    }
+  }
+  expect(results.ix_process_check).toEqual({ jobs: 200, done_with_response: 200 });
+
+  expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}"]);
+  for (const h of results.http) {
+    expect(h.requests_per_s).toBeGreaterThan(0);
+    expect(h.errors + h.non_2xx, `${h.route} had failures`).toBe(0);
+  }
+  expect(results.scale.map((s) => s.terminal_rows)).toEqual([0, 1000]);
+  for (const s of results.scale) expect(Number.isFinite(s.claim_p50_ms) && s.claim_p50_ms > 0).toBe(true);
+  expect(results.scale_explain).toContain("ix_jobs_pending_idx");
+
+  // One JSON line per system, then HTTP, pgbench (when installed) and scale lines, then the ratio table.
+  const json = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { system: string });
+  expect(json.filter((j) => ["ix", "graphile-worker", "pg-boss"].includes(j.system))).toHaveLength(3);
+  expect(lines.at(-1)).toContain("ix / peer");
+}, 120_000);
