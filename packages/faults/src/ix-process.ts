@@ -1,0 +1,58 @@
+// One ix process for the fault suite: `node --import tsx ix-process.ts worker|api`,
+// configured only by its IX_ environment, as production runs `ix worker` / `ix api`.
+// Besides ix's own pino logs, it writes `{"fault": …}` lines on stdout:
+// memory samples, and for the API where it listens.
+import { ConfigError } from "@ix/contracts";
+import { runApiMain } from "@ix/api";
+import { connect } from "@ix/store";
+import { readWorkerEnv, runWorkerMain } from "@ix/worker";
+import { nap, recorded } from "./pipelines";
+
+function report(fault: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ fault, pid: process.pid, ...fields })}\n`);
+}
+
+/** RSS now, and the kernel's peak RSS of this process's whole life (resourceUsage reports KiB). */
+function memory() {
+  return { rssBytes: process.memoryUsage().rss, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+}
+
+const sampler = setInterval(() => report("memory", memory()), 200);
+sampler.unref();
+
+async function worker(): Promise<void> {
+  const env = readWorkerEnv();
+  if (env.IX_POSTGRES_URL === undefined) throw new ConfigError([{ variable: "IX_POSTGRES_URL", message: "is required" }]);
+  // The side table's own pool: instrumentation, kept apart from the worker's connections.
+  const runs = connect(env.IX_POSTGRES_URL, {
+    max: env.IX_WORKER_CONCURRENCY,
+    applicationName: "ix-fault-runs",
+    onIdleError: (error) => report("runs-idle-error", { message: error.message }),
+  });
+  try {
+    await runWorkerMain({ env, pipelines: [nap, recorded(runs)] });
+  } finally {
+    await runs.close();
+  }
+  report("exit", memory());
+}
+
+async function api(): Promise<void> {
+  const running = await runApiMain();
+  report("listening", { url: running.url });
+}
+
+const mode = process.argv[2];
+try {
+  if (mode === "worker") {
+    await worker();
+    process.exit(0);
+  } else if (mode === "api") {
+    await api();
+  } else {
+    throw new Error(`usage: ix-process.ts worker|api (got ${mode})`);
+  }
+} catch (error) {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+}

@@ -1,0 +1,99 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { waitFor } from "./wait";
+
+// Resolved with createRequire: vitest's module runner has no import.meta.resolve.
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+const script = fileURLToPath(new URL("./ix-process.ts", import.meta.url));
+
+export type Line = Record<string, unknown>;
+
+/** A real ix worker or API process, its stdout parsed line by line. */
+export interface IxProcess {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Every JSON line it wrote: pino records and `{fault: …}` reports. */
+  readonly lines: Line[];
+  /** Resolves with how it ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+  /** Waits for a line matching `match`; fails early if the process dies. */
+  waitForLine(what: string, match: (line: Line) => boolean, timeoutMs?: number): Promise<Line>;
+  /** The last `{fault: "memory"}` sample. */
+  lastMemory(): { rssBytes: number; maxRssBytes: number } | undefined;
+  /** SIGTERM, then the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `ix-process.ts <mode>` with exactly `env` (and PATH). */
+export function spawnIx(mode: "worker" | "api", env: Record<string, string>): IxProcess {
+  const child = spawn(process.execPath, ["--import", tsx, script, mode], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (child.pid === undefined) throw new Error(`could not start the ${mode} process`);
+  const pid = child.pid;
+  const lines: Line[] = [];
+  let stderr = "";
+  let buffered = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString("utf8");
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const text = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (text.trim() === "") continue;
+      try {
+        lines.push(JSON.parse(text) as Line);
+      } catch {
+        lines.push({ unparsed: text });
+      }
+    }
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const exited = once(child, "exit").then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
+
+  const handle: IxProcess = {
+    pid,
+    child,
+    lines,
+    exited,
+    stderr: () => stderr,
+    waitForLine: (what, match, timeoutMs = 30_000) =>
+      waitFor(
+        `${mode} ${pid}: ${what}`,
+        () => {
+          const found = lines.find(match);
+          if (found) return found;
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new Error(`${mode} ${pid} exited (${child.exitCode ?? child.signalCode}) before ${what}: ${stderr}`);
+          }
+          return undefined;
+        },
+        { timeoutMs },
+      ),
+    lastMemory() {
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const line = lines[i];
+        if (line?.fault === "memory" || line?.fault === "exit") return line as unknown as { rssBytes: number; maxRssBytes: number };
+      }
+      return undefined;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+  return handle;
+}
+
+/** SIGKILLs whatever is still running; for `finally` blocks, so a failed test leaves no process behind. */
+export function killAll(processes: Iterable<IxProcess>): void {
+  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+}
