@@ -50,7 +50,13 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     log: (message) => logger.info(message),
   });
   const stops: Array<() => Promise<unknown>> = [() => server.stop()];
+  // Ctrl-C reaches the embedded PostgreSQL too (same process group), which then
+  // closes our connections: expected during shutdown, so not worth a warning.
+  let shuttingDown = false;
+  const connectionLost = (which: string) => (err: Error) =>
+    shuttingDown ? logger.debug({ err }, `${which} connection closed`) : logger.warn({ err }, `${which} connection lost`);
   const shutdown = async (signal: string) => {
+    shuttingDown = true;
     logger.info({ signal }, "shutting down");
     // Reverse order: worker and API first, the database last.
     for (const stop of stops.reverse()) {
@@ -58,7 +64,7 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     }
   };
   try {
-    const apiDb = connect(server.url, { ...apiPoolOptionsFromEnv(apiEnv), onIdleError: (err) => logger.warn({ err }, "api connection lost") });
+    const apiDb = connect(server.url, { ...apiPoolOptionsFromEnv(apiEnv), onIdleError: connectionLost("api") });
     stops.push(() => apiDb.close());
     const applied = await migrateUp(apiDb);
     if (applied.length) logger.info({ applied }, "migrated");
@@ -67,7 +73,7 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       // The LISTEN connection, a claim, a completion flush and deliveries at once (as `ix worker`).
       max: workerEnv.IX_WORKER_CONCURRENCY + 4,
       applicationName: "ix-worker",
-      onIdleError: (err) => logger.warn({ err }, "worker connection lost"),
+      onIdleError: connectionLost("worker"),
     });
     stops.push(() => workerDb.close());
     const baseConfig = workerConfigFromEnv(workerEnv);
