@@ -8,6 +8,15 @@ import type { ResolveHost } from "./callback-sender";
 export interface WorkerConfig {
   /** Jobs in flight at once (IX_WORKER_CONCURRENCY). */
   concurrency: number;
+  /**
+   * Jobs claimed ahead of free pipeline slots: a local queue, so one claim
+   * fetches many jobs and a slot never waits on a round trip (graphile-worker's
+   * `localQueue`). 0 (the default) claims only what runs at once. Prefetched
+   * jobs are `running` from their claim, so keep the queue short enough to
+   * start well within the sweep horizon (2 × pipeline timeout); a job swept
+   * while queued is run again by its new claimer and the stale run is fenced out.
+   */
+  prefetch: number;
   /** Pipeline timeout; the sweep horizon is twice this (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS). */
   pipelineTimeoutSeconds: number;
   /** Starts before an orphaned job ends `error` (IX_MAX_ATTEMPTS). */
@@ -43,6 +52,7 @@ export interface CallbackConfig {
 
 export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   concurrency: 4,
+  prefetch: 0,
   pipelineTimeoutSeconds: 60,
   maxAttempts: 3,
   sweepIntervalSeconds: 30,

@@ -67,6 +67,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
   const secret = env.IX_CALLBACK_SECRET === undefined ? null : parseWebhookSecret(env.IX_CALLBACK_SECRET.trim());
   return {
     concurrency: env.IX_WORKER_CONCURRENCY,
+    prefetch: D.prefetch,
     pipelineTimeoutSeconds: env.IX_PIPELINE_REQUEST_TIMEOUT_SECONDS,
     maxAttempts: env.IX_MAX_ATTEMPTS,
     sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,

@@ -132,17 +132,45 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
 
   // ---- jobs ----
 
+  // Pipelines run at most `concurrency` at once; claimed jobs beyond that
+  // (prefetch) wait here for a slot. A slot frees when the pipeline returns,
+  // not when its response is stored, so storing never idles a slot.
+  let runningPipelines = 0;
+  const slotWaiters: Array<() => void> = [];
+
+  function acquirePipelineSlot(): Promise<void> {
+    if (runningPipelines < config.concurrency) {
+      runningPipelines++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => slotWaiters.push(resolve));
+  }
+
+  function releasePipelineSlot(): void {
+    const next = slotWaiters.shift();
+    if (next) next();
+    else runningPipelines--;
+  }
+
   function startJob(job: Job): Promise<void> {
     const abort = new AbortController();
     const jobLog = log.child({ job_id: job.job_id, use_case: job.request.use_case, attempt: job.attempts + 1 });
     const done = (async () => {
-      const response = await runPipeline({
-        job,
-        registry,
-        timeoutMs: config.pipelineTimeoutSeconds * 1000,
-        log: jobLog,
-        signal: abort.signal,
-      });
+      await acquirePipelineSlot();
+      let response: ResponseIX;
+      try {
+        // Hard-stopped while queued: never started, left `running` for the sweeper.
+        if (abort.signal.aborted) return;
+        response = await runPipeline({
+          job,
+          registry,
+          timeoutMs: config.pipelineTimeoutSeconds * 1000,
+          log: jobLog,
+          signal: abort.signal,
+        });
+      } finally {
+        releasePipelineSlot();
+      }
       // Cut off by a hard stop: the run did not finish, so nothing is stored.
       if (abort.signal.aborted) return;
       const applied = await complete(job, response);
@@ -159,8 +187,9 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     return done;
   }
 
+  /** Jobs this worker may still claim: running, queued and not-yet-stored jobs all count. */
   function freeSlots(): number {
-    return config.concurrency - active.size - reserved;
+    return config.concurrency + config.prefetch - active.size - reserved;
   }
 
   /** Claims up to `limit` jobs (within the free slots) and starts them; returns their completions. */
@@ -215,6 +244,9 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       while (maybePending && !stopping) {
         const free = freeSlots();
         if (free <= 0) return; // a finishing job calls fill() again
+        // With a local queue, refill once it is half drained: each claim fetches a
+        // large batch, and arrives before the pipelines run out of queued jobs.
+        if (config.prefetch > 0 && slotWaiters.length >= Math.max(config.concurrency, config.prefetch / 2)) return;
         const seen = wakeups;
         try {
           const claimed = await claimAndStart(free);

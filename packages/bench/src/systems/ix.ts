@@ -5,6 +5,8 @@ import { concurrentLoops, perSecond, waitFor } from "../stats";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const USE_CASE = "bench_noop";
+/** ix's throughput configuration: a local queue of 500 claimed jobs, as graphile-worker gets (`localQueue.size`). */
+export const IX_PREFETCH = 500;
 
 function request(requestId: string): RequestIX {
   return { use_case: USE_CASE, ix_client_id: "bench", request_id: requestId, context: { texts: ["bench"] }, options: {} };
@@ -43,7 +45,7 @@ export async function openIx(url: string): Promise<QueueSystem & { db: Database;
         return {};
       },
     });
-    const worker = createWorker({ db: workerDb, pipelines: [noop], config: workerConfig({ concurrency: c }) });
+    const worker = createWorker({ db: workerDb, pipelines: [noop], config: workerConfig({ concurrency: c, prefetch: IX_PREFETCH }) });
     try {
       return await body(() => worker.start());
     } finally {
