@@ -2,6 +2,7 @@
 // configured only by its IX_ environment, as production runs `ix worker` / `ix api`.
 // Besides ix's own pino logs, it writes `{"fault": …}` lines on stdout:
 // memory samples, and for the API where it listens.
+import { readFileSync } from "node:fs";
 import { ConfigError } from "@ix/contracts";
 import { runApiMain } from "@ix/api";
 import { connect } from "@ix/store";
@@ -12,9 +13,20 @@ function report(fault: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ fault, pid: process.pid, ...fields })}\n`);
 }
 
-/** RSS now, and the kernel's peak RSS of this process's whole life (resourceUsage reports KiB). */
+/**
+ * RSS now; the kernel's peak RSS of this process's whole life (resourceUsage
+ * reports KiB); and on Linux the peak since the test last reset it by writing
+ * 5 to /proc/<pid>/clear_refs (VmHWM), so a phase's peak is not hidden by start-up's.
+ */
 function memory() {
-  return { rssBytes: process.memoryUsage().rss, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  let hwmBytes: number | null = null;
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (match?.[1]) hwmBytes = Number(match[1]) * 1024;
+  } catch {
+    // Not Linux: only the lifetime peak is known.
+  }
+  return { rssBytes: process.memoryUsage().rss, maxRssBytes: process.resourceUsage().maxRSS * 1024, hwmBytes };
 }
 
 const sampler = setInterval(() => report("memory", memory()), 200);

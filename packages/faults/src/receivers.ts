@@ -100,8 +100,10 @@ export function trickleBody(status: number, everyMs: number): Respond {
 /**
  * A raw TCP receiver that drips a response's status line and headers one byte
  * every `everyMs` and never finishes them: the slowest possible answer.
+ * `received` holds the request line of each request that arrived.
  */
 export async function startHeaderTrickler(everyMs: number): Promise<Receiver & { connections(): number }> {
+  const received: Received[] = [];
   const head = Buffer.from("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-padding: " + "p".repeat(10_000));
   const sockets = new Set<Socket>();
   let connections = 0;
@@ -109,6 +111,16 @@ export async function startHeaderTrickler(everyMs: number): Promise<Receiver & {
   const server = createTcpServer((socket) => {
     connections++;
     sockets.add(socket);
+    let request = "";
+    let counted = false;
+    // Counted once the request line and headers are in: undici also opens connections it never sends on.
+    socket.on("data", (chunk: Buffer) => {
+      request += chunk.toString("latin1");
+      if (!counted && request.includes("\r\n\r\n")) {
+        counted = true;
+        received.push({ headers: {}, body: request.slice(0, request.indexOf("\r\n")) });
+      }
+    });
     let at = 0;
     const timer = setInterval(() => {
       if (at < head.length && socket.writable) socket.write(head.subarray(at, ++at));
@@ -120,7 +132,7 @@ export async function startHeaderTrickler(everyMs: number): Promise<Receiver & {
       sockets.delete(socket);
     });
   });
-  const receiver = await listen(server, [], () => written, () => {
+  const receiver = await listen(server, received, () => written, () => {
     for (const s of sockets) s.destroy();
   });
   return { ...receiver, connections: () => connections };
