@@ -198,7 +198,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     if (want <= 0) return [];
     reserved += want;
     try {
-      const claimed = await jobs.claimPending(db, { limit: want });
+      // `db` autocommits, so the claim may skip its flush wait (see ClaimParams.synchronousCommit).
+      const claimed = await jobs.claimPending(db, { limit: want, synchronousCommit: false });
       reserved -= want;
       return claimed.map(startJob);
     } catch (error) {
