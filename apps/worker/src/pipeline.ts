@@ -128,21 +128,28 @@ export async function runPipeline({ job, registry, timeoutMs, log, signal }: Run
     options = parsed.data;
   }
 
-  const timeout = new AbortController();
-  const combined = signal ? AbortSignal.any([timeout.signal, signal]) : timeout.signal;
+  // One controller the pipeline sees, aborted by the timeout or by the outer
+  // signal. (AbortSignal.any would do, but on Node 20 it costs WeakRefs and
+  // GC time per run: 13% of a profile of the no-op benchmark.)
+  const runAbort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => {
-      timeout.abort(new Error(`pipeline timed out after ${timeoutMs / 1000} s`));
+      runAbort.abort(new Error(`pipeline timed out after ${timeoutMs / 1000} s`));
       resolve("timeout");
     }, timeoutMs);
   });
   // A hard stop ends the wait too, so an abandoned run never holds its slot.
+  let onStop: (() => void) | undefined;
   const stopped = new Promise<"stopped">((resolve) => {
-    if (signal?.aborted) resolve("stopped");
-    signal?.addEventListener("abort", () => resolve("stopped"), { once: true });
+    onStop = () => {
+      runAbort.abort(signal?.reason);
+      resolve("stopped");
+    };
+    if (signal?.aborted) onStop();
+    else signal?.addEventListener("abort", onStop, { once: true });
   });
-  const running = (async () => pipeline.run({ ...job.request, options }, { signal: combined, log }))();
+  const running = (async () => pipeline.run({ ...job.request, options }, { signal: runAbort.signal, log }))();
   try {
     const outcome = await Promise.race([running.then((result) => ({ result })), timedOut, stopped]);
     if (outcome === "stopped") {
@@ -166,6 +173,7 @@ export async function runPipeline({ job, registry, timeoutMs, log, signal }: Run
     return respond(`pipeline "${pipeline.name}" failed: ${messageOf(error)}`, null);
   } finally {
     clearTimeout(timer);
+    if (onStop) signal?.removeEventListener("abort", onStop);
   }
 }
 
