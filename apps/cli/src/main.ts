@@ -57,6 +57,7 @@ function wholeNumber(value: string): number {
 }
 
 function rowCounts(value: string): number[] {
+  if (value.trim() === "") return [];
   const counts = value.split(",").map((part) => Number(part.trim().replace(/_/g, "")));
   if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 0)) {
     throw new InvalidArgumentError("must be comma-separated whole numbers, e.g. 0,100000,1000000");
