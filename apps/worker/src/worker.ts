@@ -198,8 +198,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     if (want <= 0) return [];
     reserved += want;
     try {
-      // `db` autocommits, so the claim may skip its flush wait (see ClaimParams.synchronousCommit).
-      const claimed = await jobs.claimPending(db, { limit: want, synchronousCommit: false });
+      const claimed = await jobs.claimPending(db, { limit: want });
       reserved -= want;
       return claimed.map(startJob);
     } catch (error) {
