@@ -36,6 +36,7 @@ describe("parseWorkerEnv", () => {
     const env = parseWorkerEnv({
       IX_POSTGRES_URL: "postgres://u@db:5432/ix",
       IX_WORKER_CONCURRENCY: "16",
+      IX_WORKER_PREFETCH: "64",
       IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: "5",
       IX_MAX_ATTEMPTS: "5",
       IX_SWEEP_INTERVAL_SECONDS: "7",
@@ -54,6 +55,7 @@ describe("parseWorkerEnv", () => {
     const config = workerConfigFromEnv(env);
     expect(config).toMatchObject({
       concurrency: 16,
+      prefetch: 64,
       pipelineTimeoutSeconds: 5,
       maxAttempts: 5,
       sweepIntervalSeconds: 7,
