@@ -150,7 +150,14 @@ describe("durable delivery", () => {
     let healthy = false;
     const receiver = await startReceiver((res) => res.writeHead(healthy ? 200 : 502).end());
     await withReceivers([receiver], async () => {
-      const first = createWorker({ db, pipelines: builtinPipelines(), config: testConfig({ callback: { retryBaseSeconds: 3600 } }) });
+      // A fixed half-hour retry delay: with the test schedule's 0.2 s cap the
+      // retry could fall due before the second worker looks (a flake seen once).
+      const first = createWorker({
+        db,
+        pipelines: builtinPipelines(),
+        config: testConfig({ callback: { retryBaseSeconds: 3600, retryMaxSeconds: 3600 } }),
+        random: () => 0.5,
+      });
       const job = await submit(db, {}, receiver.url);
       await first.runOnce();
       expect(await first.deliverDueOnce()).toBe(1);
