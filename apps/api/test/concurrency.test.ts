@@ -4,7 +4,36 @@ import { describe, expect } from "vitest";
 import { apiConfig, buildApp } from "../src";
 import { body, jobCount } from "./fixtures";
 
+async function post(base: string, payload: string): Promise<{ status: number; location: string | null; job: Job }> {
+  const response = await fetch(`${base}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: payload });
+  return { status: response.status, location: response.headers.get("location"), job: Job.parse(await response.json()) };
+}
+
 describe("concurrent submissions over real HTTP", () => {
+  test("200 distinct POSTs at once: 200 jobs, each answered 201 with its own job", async ({ database: { db } }) => {
+    const app = await buildApp({ db, config: apiConfig({ port: 0 }) });
+    try {
+      const base = await app.listen({ host: "127.0.0.1", port: 0 });
+      const bodies = Array.from({ length: 200 }, (_, i) => body({ callback_url: `https://hooks.example/${i}` }));
+      const answers = await Promise.all(bodies.map((b) => post(base, JSON.stringify(b))));
+      answers.forEach((answer, i) => {
+        expect(answer.status).toBe(201);
+        expect(answer.location).toBe(`/jobs/${answer.job.job_id}`);
+        // Each request got its own job back, not a neighbour's from the same batch.
+        expect(answer.job.request_id).toBe(bodies[i]?.request_id);
+        expect(answer.job.callback_url).toBe(`https://hooks.example/${i}`);
+      });
+      expect(new Set(answers.map((a) => a.job.job_id)).size).toBe(200);
+      expect(await jobCount(db)).toBe(200);
+      for (const answer of answers.slice(0, 20)) {
+        const stored = await fetch(`${base}/jobs/${answer.job.job_id}`);
+        expect(Job.parse(await stored.json())).toEqual(answer.job);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   test("50 identical POSTs at once make one job: 201 once, 200 for the rest, one job_id", async ({ database: { db } }) => {
     const app = await buildApp({ db, config: apiConfig({ port: 0 }) });
     try {

@@ -49,44 +49,102 @@ export interface InsertPendingParams {
   callbackUrl?: string | null;
 }
 
+export interface InsertPendingResult {
+  job: Job;
+  /** false: a job with this `(client_id, request_id)` existed (or came earlier in the batch) and is returned unchanged. */
+  created: boolean;
+}
+
 /**
  * Inserts a pending job, or returns the existing one for the same
  * `(client_id, request_id)` unchanged: the first insert's status, callback_url
  * and ix_id win (spec §3). A new row wakes idle workers through pg_notify in
  * the same statement, so the notification is sent exactly when the row commits.
  */
-export async function insertPending(
+export async function insertPending(db: Executor, params: InsertPendingParams): Promise<InsertPendingResult> {
+  const [result] = await insertPendingMany(db, [params]);
+  if (!result) throw new Error("insertPendingMany returned no result for one item");
+  return result;
+}
+
+function correlationKey(clientId: string, requestId: string): string {
+  return JSON.stringify([clientId, requestId]);
+}
+
+/**
+ * `insertPending` for many submissions in one statement: one
+ * `insert … values (…),(…) on conflict do nothing returning …, pg_notify(…)`,
+ * then one re-select of the keys that already existed. Results come back in
+ * input order. Batching exists because NOTIFY serialises commits (PostgreSQL
+ * holds a database-wide lock from PreCommit_Notify until the commit record is
+ * flushed), so one transaction per submission cannot share a WAL flush; one
+ * statement per batch pays one flush, and PostgreSQL collapses the identical
+ * notifications of a transaction, so a batch wakes workers once.
+ *
+ * Within a batch the first item of a key wins, as if the items had been
+ * inserted one after another: later items of that key get `created: false`
+ * and the first's row. They are dropped before the statement (ON CONFLICT DO
+ * NOTHING would skip them too, but the first's row could not be re-read in the
+ * same statement).
+ */
+export async function insertPendingMany(
   db: Executor,
-  { request, callbackUrl = null }: InsertPendingParams,
-): Promise<{ job: Job; created: boolean }> {
-  const ixId = newIxId();
-  // A client's own ix_id is ignored: ix assigns it (spec §2).
-  const stored: RequestIX = { ...request, ix_id: ixId };
+  items: readonly InsertPendingParams[],
+): Promise<InsertPendingResult[]> {
+  if (items.length === 0) return [];
+  const keys = items.map(({ request }) => correlationKey(request.ix_client_id, request.request_id));
+  const firstOfKey = new Map<string, number>();
+  keys.forEach((key, index) => {
+    if (!firstOfKey.has(key)) firstOfKey.set(key, index);
+  });
+  const firsts = [...firstOfKey.values()].map((index) => items[index]!);
+  // Rows go in in one global order: an insert that meets another transaction's
+  // uncommitted row of the same key waits for it, so two batches inserting
+  // overlapping keys in different orders could deadlock. In one order they cannot.
+  firsts.sort((a, b) => compareKeys(a.request, b.request));
+  const values = firsts.map(({ request, callbackUrl = null }) => {
+    const ixId = newIxId();
+    // A client's own ix_id is ignored: ix assigns it (spec §2).
+    const stored: RequestIX = { ...request, ix_id: ixId };
+    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl };
+  });
   const inserted = await db
     .insert(ixJobs)
-    .values({
-      ixId,
-      clientId: request.ix_client_id,
-      requestId: request.request_id,
-      request: stored,
-      callbackUrl,
-    })
+    .values(values)
     .onConflictDoNothing({ target: [ixJobs.clientId, ixJobs.requestId] })
     .returning({ ...jobColumns, notified: sql<string>`pg_notify(${PENDING_CHANNEL}, '')` });
-  const row = inserted[0];
-  if (row) {
-    const { notified: _, ...job } = row;
-    return { job: toJob(job), created: true };
+
+  const byKey = new Map<string, InsertPendingResult>();
+  for (const { notified: _, ...row } of inserted) {
+    byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: true });
   }
-  // The conflicting row is committed (ON CONFLICT waited for it), so this
-  // statement's fresh snapshot sees it.
-  const existing = await getByCorrelation(db, { clientId: request.ix_client_id, requestId: request.request_id });
-  if (!existing) {
-    throw new Error(
-      `job (${request.ix_client_id}, ${request.request_id}) conflicted on insert but was gone when re-read (pruned concurrently?)`,
-    );
+  const conflicted = values.filter((v) => !byKey.has(correlationKey(v.clientId, v.requestId)));
+  if (conflicted.length > 0) {
+    // The conflicting rows are committed (ON CONFLICT waited for them), so this
+    // statement's fresh snapshot sees them.
+    const existing = await db
+      .select()
+      .from(ixJobs)
+      .where(
+        sql`(${ixJobs.clientId}, ${ixJobs.requestId}) in (select * from unnest(${sql.param(conflicted.map((v) => v.clientId))}::text[], ${sql.param(conflicted.map((v) => v.requestId))}::text[]))`,
+      );
+    for (const row of existing) byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: false });
   }
-  return { job: existing, created: false };
+  return keys.map((key, index) => {
+    const result = byKey.get(key);
+    if (!result) {
+      const [clientId, requestId] = JSON.parse(key) as [string, string];
+      throw new Error(
+        `job (${clientId}, ${requestId}) conflicted on insert but was gone when re-read (pruned concurrently?)`,
+      );
+    }
+    return firstOfKey.get(key) === index ? result : { job: result.job, created: false };
+  });
+}
+
+function compareKeys(a: RequestIX, b: RequestIX): number {
+  if (a.ix_client_id !== b.ix_client_id) return a.ix_client_id < b.ix_client_id ? -1 : 1;
+  return a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : 0;
 }
 
 export async function get(db: Executor, jobId: string): Promise<Job | null> {

@@ -7,6 +7,7 @@ import type { Caller } from "../auth";
 import { problem, sendProblem } from "../problems";
 import { isSameRequest } from "../resubmission";
 import { JobIdParams, JobsQuery, SubmitJobRequest } from "../schemas";
+import { SubmissionBatcher } from "../submission-batcher";
 import { jsonResponse, problemResponses } from "./responses";
 
 export interface JobRoutesOptions {
@@ -33,6 +34,9 @@ function sqlState(error: unknown): string | undefined {
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated }) => {
   const security = authenticated ? [{ bearer: [] }] : [];
   const auth = authenticated ? [401] : [];
+  const submissions = new SubmissionBatcher(db);
+  // Answers every queued submission before the app (and then the pool) closes, so no request hangs.
+  app.addHook("onClose", () => submissions.close());
 
   app.post(
     "/jobs",
@@ -63,7 +67,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { 
         );
       }
       const requestIX: RequestIX = submitted;
-      const { job, created } = await jobs.insertPending(db, { request: requestIX, callbackUrl: callbackUrl ?? null });
+      const { job, created } = await submissions.submit({ request: requestIX, callbackUrl: callbackUrl ?? null });
       if (created) return reply.code(201).header("location", `/jobs/${job.job_id}`).send(job);
       if (!isSameRequest(job.request, requestIX)) {
         return sendProblem(
