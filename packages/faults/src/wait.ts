@@ -1,27 +1,5 @@
-/**
- * Polls `check` until it returns something other than undefined/false, or
- * fails after `timeoutMs` naming what it waited for. Errors thrown by `check`
- * (a database that is down right now) count as "not yet" and are kept as the
- * cause. Effects are waited for this way, never slept on.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 30_000, intervalMs = 25 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+// Effects are waited for on a condition with a deadline, never slept on.
+export { waitFor } from "@ix/store/testing/wait";
 
 /** A fixed pace (e.g. "kill a worker every ~2 s"), not a wait for an effect. */
 export function pace(ms: number): Promise<void> {

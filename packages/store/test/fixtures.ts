@@ -1,19 +1,7 @@
-import type { Job, RequestIX, ResponseIX } from "@ix/contracts";
-
-let counter = 0;
+import type { Job, ResponseIX } from "@ix/contracts";
 
 /** A valid request with a unique request_id unless one is given. */
-export function request(overrides: Partial<RequestIX> = {}): RequestIX {
-  counter += 1;
-  return {
-    use_case: "extract_fields",
-    ix_client_id: "billing-svc",
-    request_id: `req-${process.pid}-${counter}`,
-    context: { texts: ["Invoice 42, total 10.00 EUR"] },
-    options: {},
-    ...overrides,
-  };
-}
+export { sampleRequest as request } from "../src/testing/sample-request";
 
 /** The response a pipeline run of `job` would store; `error` null means success. */
 export function responseFor(job: Job, error: string | null = null): ResponseIX {

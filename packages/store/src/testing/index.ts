@@ -67,3 +67,5 @@ export const test = base.extend<{ database: TestDatabase }>({
 });
 
 export { expect, describe } from "vitest";
+export { waitFor } from "./wait";
+export { sampleRequest } from "./sample-request";
