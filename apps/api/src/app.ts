@@ -123,7 +123,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
       }
       request.caller = result.caller;
     });
-    await scope.register(jobRoutes, { db, authenticated });
+    await scope.register(jobRoutes, { db, authenticated, submitQueueTimeoutMs: config.submitQueueTimeoutMs });
   });
 
   return app as unknown as ApiApp;

@@ -14,6 +14,12 @@ export interface ApiConfig {
   bodyLimitBytes: number;
   /** Sent as Retry-After with every 503. */
   retryAfterSeconds: number;
+  /**
+   * Longest a submission waits in the batcher for the statement ahead of it
+   * (IX_API_DB_CONNECT_TIMEOUT_MS, like a wait for a pooled connection): past
+   * it the request is answered 503 instead of queueing behind a stuck batch.
+   */
+  submitQueueTimeoutMs: number;
 }
 
 /** Defaults for everything but what a caller passes; handy for tests and embedding. */
@@ -24,6 +30,7 @@ export function apiConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
     apiKeys: [],
     bodyLimitBytes: 1_048_576,
     retryAfterSeconds: 2,
+    submitQueueTimeoutMs: 2_000,
     ...overrides,
   };
 }

@@ -70,6 +70,7 @@ export function apiConfigFromEnv(env: ApiEnv): ApiConfig {
     apiKeys: env.IX_API_KEYS,
     bodyLimitBytes: env.IX_API_BODY_LIMIT_BYTES,
     retryAfterSeconds: env.IX_API_RETRY_AFTER_SECONDS,
+    submitQueueTimeoutMs: env.IX_API_DB_CONNECT_TIMEOUT_MS,
   };
 }
 

@@ -3,7 +3,7 @@ import { fieldErrors, type FieldError, type Problem } from "@ix/contracts";
 import { InvalidCursorError, isTransientDbError } from "@ix/store";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
-import { SubmissionsClosedError } from "./submission-batcher";
+import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher";
 
 /**
  * Every error the API answers is RFC 9457 problem details (spec §6). The
@@ -98,7 +98,7 @@ export function problemForError(
     return { problem: problem("invalid-cursor", "pass back next_cursor exactly as a previous page returned it") };
   }
   // A submission racing the shutdown: another instance (or this one restarted) can take it.
-  if (isTransientDbError(error) || error instanceof SubmissionsClosedError) {
+  if (isTransientDbError(error) || error instanceof SubmissionsClosedError || error instanceof SubmissionQueueTimeoutError) {
     request.log.warn({ err: error }, "database unavailable; answering 503");
     return {
       problem: problem("unavailable", `the job store is unavailable or busy; retry after ${retryAfterSeconds} s`),

@@ -11,15 +11,33 @@ export class SubmissionsClosedError extends Error {
   }
 }
 
+/**
+ * A submission waited longer than `maxWaitMs` for the statement ahead of it
+ * (a database stuck on a lock, or gone); answered 503 like a pool timeout.
+ */
+export class SubmissionQueueTimeoutError extends Error {
+  constructor(waitedMs: number) {
+    super(`no database statement could take this submission within ${waitedMs} ms`);
+    this.name = "SubmissionQueueTimeoutError";
+  }
+}
+
 interface Waiting {
   submission: Submission;
   resolve: (result: SubmissionResult) => void;
   reject: (error: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export interface SubmissionBatcherOptions {
   /** Most submissions in one statement; the rest wait for the next. */
   maxBatch?: number;
+  /**
+   * Longest a submission may wait in the queue before a statement takes it;
+   * it is then answered with SubmissionQueueTimeoutError. Without it a request
+   * would queue behind a stuck statement for as long as that statement lasts.
+   */
+  maxWaitMs?: number;
 }
 
 /**
@@ -40,21 +58,36 @@ export interface SubmissionBatcherOptions {
 export class SubmissionBatcher {
   readonly #db: Executor;
   readonly #maxBatch: number;
+  readonly #maxWaitMs: number | undefined;
   #queue: Waiting[] = [];
   #inFlight: Promise<void> | undefined;
   #closed = false;
 
-  constructor(db: Executor, { maxBatch = 500 }: SubmissionBatcherOptions = {}) {
+  constructor(db: Executor, { maxBatch = 500, maxWaitMs }: SubmissionBatcherOptions = {}) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    if (maxWaitMs !== undefined && !(maxWaitMs > 0)) throw new RangeError(`maxWaitMs must be positive, got ${maxWaitMs}`);
     this.#db = db;
     this.#maxBatch = maxBatch;
+    this.#maxWaitMs = maxWaitMs;
   }
 
   submit(submission: Submission): Promise<SubmissionResult> {
     if (this.#closed) return Promise.reject(new SubmissionsClosedError());
     return new Promise((resolve, reject) => {
-      this.#queue.push({ submission, resolve, reject });
-      if (this.#inFlight === undefined) this.#flush();
+      const waiting: Waiting = { submission, resolve, reject, timer: undefined };
+      this.#queue.push(waiting);
+      if (this.#inFlight === undefined) {
+        this.#flush();
+      } else if (this.#maxWaitMs !== undefined) {
+        // Only a submission that has to wait gets a timer: the idle path stays timer-free.
+        const maxWaitMs = this.#maxWaitMs;
+        waiting.timer = setTimeout(() => {
+          const index = this.#queue.indexOf(waiting);
+          if (index < 0) return; // already taken by a statement
+          this.#queue.splice(index, 1);
+          reject(new SubmissionQueueTimeoutError(maxWaitMs));
+        }, maxWaitMs);
+      }
     });
   }
 
@@ -66,6 +99,7 @@ export class SubmissionBatcher {
 
   #flush(): void {
     const batch = this.#queue.splice(0, this.#maxBatch);
+    for (const waiting of batch) clearTimeout(waiting.timer);
     this.#inFlight = this.#send(batch).finally(() => {
       this.#inFlight = undefined;
       if (this.#queue.length > 0) this.#flush();

@@ -18,6 +18,7 @@ describe("environment (spec §7)", () => {
       apiKeys: [],
       bodyLimitBytes: 1_048_576,
       retryAfterSeconds: 2,
+      submitQueueTimeoutMs: 2_000,
     });
     expect(env.IX_POSTGRES_URL).toBeUndefined();
   });

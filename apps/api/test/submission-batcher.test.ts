@@ -3,7 +3,7 @@ import { connect, isTransientDbError, sql, type Database } from "@ix/store";
 import { freePort } from "@ix/store/provision";
 import { test } from "@ix/store/testing";
 import { describe, expect } from "vitest";
-import { SubmissionBatcher, SubmissionsClosedError } from "../src/submission-batcher";
+import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher";
 import { body } from "./fixtures";
 
 function submission(overrides: Partial<RequestIX> = {}): { request: RequestIX; callbackUrl: string | null } {
@@ -78,6 +78,29 @@ describe("SubmissionBatcher", () => {
     expect(results.every((r) => r.created)).toBe(true);
     await expect(batcher.submit(submission())).rejects.toBeInstanceOf(SubmissionsClosedError);
     expect(await statementSizes(db)).toEqual([1, 4]);
+  });
+
+  test("a submission stuck behind a blocked statement is refused after maxWaitMs, not queued for as long as the lock", async ({
+    database: { db, connect: open },
+  }) => {
+    const locker = await open({ max: 1 }).$client.connect();
+    const batcher = new SubmissionBatcher(db, { maxWaitMs: 200 });
+    try {
+      await locker.query("begin");
+      await locker.query("lock table ix_jobs in access exclusive mode");
+      const first = batcher.submit(submission({ request_id: "blocked" }));
+      const second = batcher.submit(submission({ request_id: "refused" }));
+      // Refused while the first statement is still blocked on the lock.
+      await expect(second).rejects.toBeInstanceOf(SubmissionQueueTimeoutError);
+      await locker.query("commit");
+      expect((await first).created).toBe(true);
+      const rows = await db.execute<{ request_id: string }>(sql`select request_id from ix_jobs`);
+      expect(rows.rows.map((r) => r.request_id)).toEqual(["blocked"]);
+    } finally {
+      await locker.query("rollback").catch(() => undefined);
+      locker.release();
+      await batcher.close();
+    }
   });
 
   test("rejects a batch cap that is not a positive integer", async ({ database: { db } }) => {

@@ -14,6 +14,8 @@ export interface JobRoutesOptions {
   db: Database;
   /** Whether the API runs with keys; then every route here needs a bearer key. */
   authenticated: boolean;
+  /** See ApiConfig.submitQueueTimeoutMs. */
+  submitQueueTimeoutMs: number;
 }
 
 /** A job is visible to its own client, or to anyone when the API runs without keys (spec §6). */
@@ -31,10 +33,10 @@ function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
-export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated }) => {
+export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated, submitQueueTimeoutMs }) => {
   const security = authenticated ? [{ bearer: [] }] : [];
   const auth = authenticated ? [401] : [];
-  const submissions = new SubmissionBatcher(db);
+  const submissions = new SubmissionBatcher(db, { maxWaitMs: submitQueueTimeoutMs });
   // Answers every queued submission before the app (and then the pool) closes, so no request hangs.
   app.addHook("onClose", () => submissions.close());
 
