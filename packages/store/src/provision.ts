@@ -150,7 +150,7 @@ async function startEmbedded(options: ProvisionOptions, log: (message: string) =
     } catch (error) {
       const hint =
         userInfo().uid === 0
-          ? ` (as root, PostgreSQL runs as the "postgres" system user, which must be able to reach ${options.dataDir}; set IX_DATA_DIR to a directory it can)`
+          ? ` (as root, PostgreSQL runs as the "postgres" system user, which must be able to reach ${options.dataDir} and the PostgreSQL binaries in node_modules: keep the checkout and IX_DATA_DIR out of directories it cannot enter, such as /root)`
           : "";
       throw new Error(`embedded PostgreSQL could not initialise ${options.dataDir}${hint}`, { cause: error });
     }
