@@ -4,6 +4,7 @@ import { type Logger, pino } from "pino";
 import { retryDelaySeconds } from "./backoff";
 import { type CallbackSender, createCallbackSender } from "./callback-sender";
 import { createCallbackTargetPolicy } from "./callback-target-policy";
+import { createClaimLoop, FIRST_DB_RETRY_MS, MAX_DB_RETRY_MS } from "./claim-loop";
 import type { WorkerConfig } from "./config";
 import { pause } from "./pause";
 import { listenForPending, type PendingListener } from "./pending-listener";
@@ -37,9 +38,6 @@ export interface Worker {
   /** Jobs claimed and not yet stored. */
   readonly inFlight: number;
 }
-
-const FIRST_DB_RETRY_MS = 100;
-const MAX_DB_RETRY_MS = 5_000;
 
 /**
  * A worker (spec §5): claims pending jobs in batches up to its free slots,
@@ -213,11 +211,19 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     return running.length;
   }
 
-  // The claim loop. `maybePending` is cleared only by a claim that came back
-  // short with no wake-up since it began, so a NOTIFY that races a claim is never lost.
-  let maybePending = true;
-  let wakeups = 0;
-  let filling = false;
+  const claimLoop = createClaimLoop({
+    room: () => {
+      // With a local queue, refill once it is half drained: each claim fetches a
+      // large batch, and arrives before the pipelines run out of queued jobs.
+      if (config.prefetch > 0 && slotWaiters.length >= Math.max(config.concurrency, config.prefetch / 2)) return 0;
+      return freeSlots(); // a finishing job runs the loop again
+    },
+    claim: async (limit) => (await claimAndStart(limit)).length,
+    isActive: () => started && !stopping,
+    signal: stopLoops.signal,
+    onError: (error, retryInMs) => logDbError(error, "claiming jobs", retryInMs),
+  });
+  const wake = claimLoop.wake;
 
   // Jobs stored in one flush finish in the same tick: one claim refills all their slots.
   let fillScheduled = false;
@@ -226,41 +232,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     fillScheduled = true;
     setImmediate(() => {
       fillScheduled = false;
-      void fill();
+      void claimLoop.run();
     });
-  }
-
-  function wake(): void {
-    wakeups++;
-    maybePending = true;
-    void fill();
-  }
-
-  async function fill(): Promise<void> {
-    if (filling || !started || stopping) return;
-    filling = true;
-    let delay = FIRST_DB_RETRY_MS;
-    try {
-      while (maybePending && !stopping) {
-        const free = freeSlots();
-        if (free <= 0) return; // a finishing job calls fill() again
-        // With a local queue, refill once it is half drained: each claim fetches a
-        // large batch, and arrives before the pipelines run out of queued jobs.
-        if (config.prefetch > 0 && slotWaiters.length >= Math.max(config.concurrency, config.prefetch / 2)) return;
-        const seen = wakeups;
-        try {
-          const claimed = await claimAndStart(free);
-          delay = FIRST_DB_RETRY_MS;
-          if (claimed.length < free && wakeups === seen) maybePending = false;
-        } catch (error) {
-          logDbError(error, "claiming jobs", delay);
-          await pause(delay, stopLoops.signal);
-          delay = Math.min(delay * 2, MAX_DB_RETRY_MS);
-        }
-      }
-    } finally {
-      filling = false;
-    }
   }
 
   // ---- sweeper ----
@@ -316,8 +289,12 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     }
   }
 
+  function deliveryRoom(): number {
+    return config.callback.concurrency - deliveries.size - reservedDeliveries;
+  }
+
   async function claimDeliveries(now?: Date): Promise<Promise<void>[]> {
-    const free = config.callback.concurrency - deliveries.size - reservedDeliveries;
+    const free = deliveryRoom();
     if (free <= 0) return [];
     reservedDeliveries += free;
     let due: CallbackDelivery[];
@@ -331,7 +308,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
         .catch((error: unknown) => log.error({ err: error, job_id: delivery.job.job_id }, "callback delivery failed unexpectedly"))
         .finally(() => {
           deliveries.delete(sending);
-          if (started && !stopping && maybeDue) void deliverLoop();
+          void deliveryLoop.run();
         });
       deliveries.add(sending);
       return sending;
@@ -344,39 +321,14 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     return sending.length;
   }
 
-  let maybeDue = true;
-  let deliveryWakeups = 0;
-  let delivering = false;
-
-  function wakeDelivery(): void {
-    deliveryWakeups++;
-    maybeDue = true;
-    void deliverLoop();
-  }
-
-  async function deliverLoop(): Promise<void> {
-    if (delivering || !started || stopping) return;
-    delivering = true;
-    let delay = FIRST_DB_RETRY_MS;
-    try {
-      while (maybeDue && !stopping) {
-        const free = config.callback.concurrency - deliveries.size - reservedDeliveries;
-        if (free <= 0) return;
-        const seen = deliveryWakeups;
-        try {
-          const claimed = await claimDeliveries();
-          delay = FIRST_DB_RETRY_MS;
-          if (claimed.length < free && deliveryWakeups === seen) maybeDue = false;
-        } catch (error) {
-          logDbError(error, "claiming callback deliveries", delay);
-          await pause(delay, stopLoops.signal);
-          delay = Math.min(delay * 2, MAX_DB_RETRY_MS);
-        }
-      }
-    } finally {
-      delivering = false;
-    }
-  }
+  const deliveryLoop = createClaimLoop({
+    room: deliveryRoom,
+    claim: async () => (await claimDeliveries()).length,
+    isActive: () => started && !stopping,
+    signal: stopLoops.signal,
+    onError: (error, retryInMs) => logDbError(error, "claiming callback deliveries", retryInMs),
+  });
+  const wakeDelivery = deliveryLoop.wake;
 
   // ---- lifecycle ----
 
