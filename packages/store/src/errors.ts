@@ -22,6 +22,17 @@ function codeOf(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The SQLSTATE of a pg error, looking through Drizzle's wrapper (its `cause`). */
+export function sqlState(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (typeof current === "object" && current !== null) {
+    const code = codeOf(current);
+    if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) return code;
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
 /** True when an error from pg means "the database is unavailable right now", not "this is wrong". */
 export function isTransientDbError(error: unknown): boolean {
   const code = codeOf(error);

@@ -3,6 +3,7 @@ import { Job, ResponseIX, type RequestIX } from "@ix/contracts";
 import { and, asc, eq, getTableColumns, inArray, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Executor } from "./db";
+import { sqlState } from "./errors";
 import { ixJobs, type JobRow } from "./schema";
 
 /** LISTEN on this channel to be woken when a job becomes pending (spec §4). */
@@ -460,8 +461,8 @@ function decodeCursor(cursor: string): [string, string] | null {
 }
 
 export class InvalidCursorError extends Error {
-  constructor() {
-    super("cursor is not one this API issued");
+  constructor(options?: ErrorOptions) {
+    super("cursor is not one this API issued", options);
     this.name = "InvalidCursorError";
   }
 }
@@ -488,7 +489,12 @@ export async function listJobs(
       ),
     )
     .orderBy(sql`${ixJobs.createdAt} desc, ${ixJobs.jobId} desc`)
-    .limit(params.limit + 1);
+    .limit(params.limit + 1)
+    .catch((error: unknown) => {
+      // A forged cursor can decode yet hold an instant PostgreSQL rejects (data exception, class 22).
+      if (after && sqlState(error)?.startsWith("22")) throw new InvalidCursorError({ cause: error });
+      throw error;
+    });
   const page = rows.slice(0, params.limit);
   const last = page.at(-1);
   return {

@@ -17,15 +17,7 @@ export function responseFor(job: Job, error: string | null = null): ResponseIX {
   };
 }
 
-/** The SQLSTATE of a pg error, looking through Drizzle's wrapper. */
-export function sqlState(error: unknown): string | undefined {
-  let current: unknown = error;
-  while (typeof current === "object" && current !== null) {
-    if ("code" in current && typeof current.code === "string") return current.code;
-    current = "cause" in current ? current.cause : undefined;
-  }
-  return undefined;
-}
+export { sqlState } from "../src/errors";
 
 /** An instant far enough ahead that every running row is past any test horizon. */
 export function later(seconds = 3600): Date {

@@ -325,6 +325,9 @@ describe("listJobs", () => {
     const running = await jobs.listJobs(db, { clientId: "me", status: "running", limit: 10 });
     expect(running.items).toEqual([]);
     await expect(jobs.listJobs(db, { clientId: "me", limit: 3, cursor: "garbage" })).rejects.toThrow(InvalidCursorError);
+    // Decodes, but holds an instant PostgreSQL rejects: still the cursor's fault, not a database error.
+    const forged = Buffer.from(JSON.stringify(["99999-01-01T00:00:00Z", "00000000-0000-4000-8000-000000000000"])).toString("base64url");
+    await expect(jobs.listJobs(db, { clientId: "me", limit: 3, cursor: forged })).rejects.toThrow(InvalidCursorError);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { RequestIX } from "@ix/contracts";
 import { Job, JobList } from "@ix/contracts";
-import { InvalidCursorError, jobs, type Database } from "@ix/store";
+import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Caller } from "../auth";
@@ -21,16 +21,6 @@ export interface JobRoutesOptions {
 /** A job is visible to its own client, or to anyone when the API runs without keys (spec §6). */
 function visibleTo(caller: Caller, job: Job): boolean {
   return caller.kind === "anonymous" || caller.clientId === job.client_id;
-}
-
-/** SQLSTATE of a pg error, looking through Drizzle's wrapper. */
-function sqlState(error: unknown): string | undefined {
-  let current: unknown = error;
-  while (typeof current === "object" && current !== null) {
-    if ("code" in current && typeof current.code === "string" && /^[0-9A-Z]{5}$/.test(current.code)) return current.code;
-    current = "cause" in current ? current.cause : undefined;
-  }
-  return undefined;
 }
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated, submitQueueTimeoutMs }) => {
@@ -152,21 +142,14 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { 
         return reply.code(200).send(job);
       }
 
-      try {
-        const page = await jobs.listJobs(db, {
-          clientId,
-          limit: query.limit,
-          ...(query.status === undefined ? {} : { status: query.status }),
-          ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
-        });
-        return reply.code(200).send({ items: page.items, next_cursor: page.nextCursor });
-      } catch (error) {
-        // A forged cursor can decode yet hold an instant PostgreSQL rejects (data exception, class 22).
-        if (query.cursor !== undefined && sqlState(error)?.startsWith("22")) {
-          throw new InvalidCursorError();
-        }
-        throw error;
-      }
+      // A bad cursor throws InvalidCursorError, which the error handler answers 400.
+      const page = await jobs.listJobs(db, {
+        clientId,
+        limit: query.limit,
+        ...(query.status === undefined ? {} : { status: query.status }),
+        ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+      });
+      return reply.code(200).send({ items: page.items, next_cursor: page.nextCursor });
     },
   );
 };
