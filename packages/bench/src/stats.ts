@@ -36,3 +36,16 @@ export async function waitFor(check: () => Promise<boolean>, what: string, { eve
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
+
+/** Counts handler runs: `done` resolves on the `total`-th call of `ran`. */
+export function runCounter(total: number): { ran(): void; done: Promise<void> } {
+  let count = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return {
+    ran() {
+      if (++count === total) finish();
+    },
+    done,
+  };
+}

@@ -1,6 +1,6 @@
 import { pg } from "@ix/store";
 import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from "graphile-worker";
-import { concurrentLoops, perSecond, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const TASK = "bench_noop";
@@ -83,15 +83,11 @@ export async function openGraphileWorker(url: string): Promise<QueueSystem> {
         await utils.addJobs(Array.from({ length: count }, (_, i) => ({ identifier: TASK, payload: { key: `p${from + i}` } })));
       }
       await admin.query("analyze graphile_worker._private_jobs");
-      let ran = 0;
-      let allRan!: () => void;
-      const everyRun = new Promise<void>((resolve) => (allRan = resolve));
-      return withRunner(c, () => {
-        if (++ran === n) allRan();
-      }, async (start) => {
+      const runs = runCounter(n);
+      return withRunner(c, runs.ran, async (start) => {
         const started = performance.now();
         await start();
-        await within(everyRun, 600_000, `graphile-worker running all ${n} jobs`);
+        await within(runs.done, 600_000, `graphile-worker running all ${n} jobs`);
         // A completed job is deleted: the clock stops when the table is empty.
         await waitFor(async () => (await queued()) === 0, `graphile-worker completing all ${n} jobs`, { everyMs: 2 });
         return perSecond(n, started, performance.now());

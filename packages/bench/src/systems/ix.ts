@@ -1,7 +1,7 @@
 import type { RequestIX } from "@ix/contracts";
 import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
 import { createWorker, definePipeline, workerConfig } from "@ix/worker";
-import { concurrentLoops, perSecond, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const USE_CASE = "bench_noop";
@@ -82,15 +82,11 @@ export async function openIx(url: string): Promise<QueueSystem & { db: Database;
                                   'options', '{}'::jsonb)
         from generate_series(1, ${n}::int) as g`);
       await db.execute(sql`analyze ix_jobs`);
-      let ran = 0;
-      let allRan!: () => void;
-      const everyRun = new Promise<void>((resolve) => (allRan = resolve));
-      return withWorker(c, () => {
-        if (++ran === n) allRan();
-      }, async (start) => {
+      const runs = runCounter(n);
+      return withWorker(c, runs.ran, async (start) => {
         const started = performance.now();
         await start();
-        await within(everyRun, 600_000, `ix running all ${n} jobs`);
+        await within(runs.done, 600_000, `ix running all ${n} jobs`);
         // Ran is not stored: the clock stops when the last response is in the table.
         await waitFor(async () => (await ixJobCounts(db)).doneWithResponse === n, `ix storing all ${n} responses`, { everyMs: 2 });
         return perSecond(n, started, performance.now());

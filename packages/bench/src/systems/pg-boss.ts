@@ -1,6 +1,6 @@
 import { pg } from "@ix/store";
 import PgBoss from "pg-boss";
-import { concurrentLoops, perSecond, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const QUEUE = "bench_noop";
@@ -85,15 +85,11 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
         await boss.insert(Array.from({ length: count }, (_, i) => ({ name: QUEUE, data: { key: `p${from + i}` } })));
       }
       await admin.query("analyze pgboss.job");
-      let ran = 0;
-      let allRan!: () => void;
-      const everyRun = new Promise<void>((resolve) => (allRan = resolve));
-      return withWorkers(c, () => {
-        if (++ran === n) allRan();
-      }, async (start) => {
+      const runs = runCounter(n);
+      return withWorkers(c, runs.ran, async (start) => {
         const started = performance.now();
         await start();
-        await within(everyRun, 600_000, `pg-boss running all ${n} jobs`);
+        await within(runs.done, 600_000, `pg-boss running all ${n} jobs`);
         await waitFor(async () => (await completed()) === n, `pg-boss completing all ${n} jobs`, { everyMs: 2 });
         return perSecond(n, started, performance.now());
       });
