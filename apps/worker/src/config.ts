@@ -80,3 +80,12 @@ export function workerConfig(overrides: WorkerConfigOverrides = {}): WorkerConfi
     callback: { ...DEFAULT_WORKER_CONFIG.callback, allowedHosts: [], ...overrides.callback },
   };
 }
+
+/**
+ * Pool settings for a worker's own connections: the LISTEN connection, one
+ * claim, one completion flush and the callback deliveries at once (pipelines
+ * use none). `ix worker` and `ix start` both connect with these.
+ */
+export function workerPoolOptions(config: WorkerConfig): { applicationName: string; max: number } {
+  return { applicationName: "ix-worker", max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)) };
+}

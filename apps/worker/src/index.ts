@@ -1,5 +1,5 @@
 export { createWorker, type Worker, type WorkerOptions } from "./worker";
-export { DEFAULT_WORKER_CONFIG, workerConfig, type WorkerConfig, type CallbackConfig, type WorkerConfigOverrides } from "./config";
+export { DEFAULT_WORKER_CONFIG, workerConfig, workerPoolOptions, type WorkerConfig, type CallbackConfig, type WorkerConfigOverrides } from "./config";
 export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
 export { runWorkerMain, type WorkerMainOptions } from "./main";
 export {

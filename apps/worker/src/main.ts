@@ -1,6 +1,7 @@
 import { ConfigError } from "@ix/contracts";
 import { connect } from "@ix/store";
 import { type Logger, pino } from "pino";
+import { workerPoolOptions } from "./config";
 import { type WorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
 import type { AnyPipeline } from "./pipeline";
 import { loadPipelineModules } from "./pipeline-modules";
@@ -30,9 +31,7 @@ export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<vo
   const config = workerConfigFromEnv(env);
   const pipelines = [...builtinPipelines(), ...(options.pipelines ?? []), ...(await loadPipelineModules(env.IX_PIPELINE_MODULES))];
   const db = connect(env.IX_POSTGRES_URL, {
-    applicationName: "ix-worker",
-    // The LISTEN connection, one claim, one completion flush and the deliveries at once.
-    max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)),
+    ...workerPoolOptions(config),
     onIdleError: (error) => log.warn({ err: error }, "idle database connection lost; the pool opens a new one"),
   });
   const worker = createWorker({ db, pipelines, config, logger: log });

@@ -3,7 +3,7 @@ import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "
 import { ConfigError } from "@ix/contracts";
 import { connect, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
-import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv } from "@ix/worker";
+import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv, workerPoolOptions } from "@ix/worker";
 import { pino } from "pino";
 import type { CliEnv } from "../env";
 import { REPOSITORY_ROOT } from "../repository";
@@ -69,14 +69,9 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     const applied = await migrateUp(apiDb);
     if (applied.length) logger.info({ applied }, "migrated");
 
-    const workerDb = connect(server.url, {
-      // The LISTEN connection, a claim, a completion flush and deliveries at once (as `ix worker`).
-      max: workerEnv.IX_WORKER_CONCURRENCY + 4,
-      applicationName: "ix-worker",
-      onIdleError: connectionLost("worker"),
-    });
-    stops.push(() => workerDb.close());
     const baseConfig = workerConfigFromEnv(workerEnv);
+    const workerDb = connect(server.url, { ...workerPoolOptions(baseConfig), onIdleError: connectionLost("worker") });
+    stops.push(() => workerDb.close());
     const worker = createWorker({
       db: workerDb,
       pipelines: [...builtinPipelines(), ...(await loadPipelineModules(workerEnv.IX_PIPELINE_MODULES))],
