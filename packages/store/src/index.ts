@@ -7,3 +7,5 @@ export { ixJobs, type JobRow } from "./schema";
 // Re-exported so apps build queries and LISTEN without importing drizzle-orm or pg themselves (spec §1).
 export { sql } from "drizzle-orm";
 export { default as pg } from "pg";
+export * as lifecycle from "./lifecycle";
+export type { CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
