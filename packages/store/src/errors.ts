@@ -25,7 +25,8 @@ function codeOf(error: unknown): string | undefined {
 /** The SQLSTATE of a pg error, looking through Drizzle's wrapper (its `cause`). */
 export function sqlState(error: unknown): string | undefined {
   let current: unknown = error;
-  while (typeof current === "object" && current !== null) {
+  // Bounded: a cause chain can be cyclic.
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
     const code = codeOf(current);
     if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) return code;
     current = "cause" in current ? current.cause : undefined;
@@ -34,7 +35,7 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 /** True when an error from pg means "the database is unavailable right now", not "this is wrong". */
-export function isTransientDbError(error: unknown): boolean {
+export function isTransientDbError(error: unknown, depth = 0): boolean {
   const code = codeOf(error);
   if (code !== undefined) {
     if (code.startsWith("08")) return true; // connection_exception class
@@ -45,7 +46,7 @@ export function isTransientDbError(error: unknown): boolean {
     if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(error.message)) {
       return true;
     }
-    if (error.cause !== undefined) return isTransientDbError(error.cause);
+    if (error.cause !== undefined && depth < 8) return isTransientDbError(error.cause, depth + 1);
   }
   return false;
 }

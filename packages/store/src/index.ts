@@ -9,3 +9,4 @@ export { sql } from "drizzle-orm";
 export { default as pg } from "pg";
 export * as lifecycle from "./lifecycle";
 export type { CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
+export { logSafeError, logSerializers, type LoggedError } from "./log-safe-error";

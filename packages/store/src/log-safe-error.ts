@@ -1,0 +1,68 @@
+import { sqlState } from "./errors";
+
+/**
+ * What of an error may be written to a log. Database errors carry the client's
+ * documents and secrets: Drizzle's message repeats every bound parameter
+ * (`params: …`, request texts, callback URLs with their tokens) and PostgreSQL's
+ * `detail` quotes key values. So a log keeps the error's kind, SQLSTATE, the
+ * statement's verb and table, and messages with quoted values masked, and
+ * follows `cause` a bounded number of steps (a cyclic or very deep error cannot
+ * stall the logger). Used as pino's `err` serializer by every app.
+ */
+export interface LoggedError {
+  type: string;
+  message: string;
+  code?: string;
+  statement?: string;
+  constraint?: string;
+  stack?: string;
+  cause?: LoggedError;
+}
+
+const MAX_CAUSES = 5;
+const MAX_MESSAGE = 500;
+
+/** `update ix_jobs`, `insert into ix_jobs`: which statement, never its values. */
+function statementOf(query: string): string {
+  const match = /^\s*(?:with\b[\s\S]*?\)\s*)?(select|insert\s+into|update|delete\s+from)\s+"?([\w.]+)"?/i.exec(query);
+  return match ? `${match[1]?.toLowerCase().replace(/\s+/g, " ")} ${match[2]}` : (query.trim().split(/\s+/)[0] ?? "").toLowerCase();
+}
+
+/** Quoted values in a message (`invalid input syntax for type uuid: "…"`) may be client data. */
+function maskQuoted(message: string): string {
+  const masked = message.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/'(?:[^'\\]|\\.)*'/g, "'…'");
+  return masked.length > MAX_MESSAGE ? `${masked.slice(0, MAX_MESSAGE)}…` : masked;
+}
+
+function field(error: object, key: string): string | undefined {
+  const value = (error as Record<string, unknown>)[key];
+  return typeof value === "string" ? value : undefined;
+}
+
+export function logSafeError(error: unknown, depth = 0): LoggedError {
+  if (typeof error !== "object" || error === null) {
+    return { type: typeof error, message: maskQuoted(String(error)) };
+  }
+  const type = error instanceof Error ? error.name : (error.constructor?.name ?? "Object");
+  const query = field(error, "query");
+  const logged: LoggedError = {
+    type,
+    // Drizzle's own message is "Failed query: <sql>\nparams: <values>": replaced, never logged.
+    message: query !== undefined ? "database query failed" : maskQuoted(field(error, "message") ?? ""),
+  };
+  const code = field(error, "code") ?? sqlState(error);
+  if (code !== undefined) logged.code = code;
+  if (query !== undefined) logged.statement = statementOf(query);
+  const constraint = field(error, "constraint");
+  if (constraint !== undefined) logged.constraint = constraint;
+  if (query === undefined) {
+    const stack = field(error, "stack");
+    if (stack !== undefined) logged.stack = maskQuoted(stack.split("\n").slice(0, 12).join("\n"));
+  }
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined && depth < MAX_CAUSES) logged.cause = logSafeError(cause, depth + 1);
+  return logged;
+}
+
+/** pino `serializers` for every app: `pino({ serializers: logSerializers })`. */
+export const logSerializers = { err: (error: unknown) => logSafeError(error) };
