@@ -2,7 +2,7 @@ import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { z } from "zod";
 
 /**
- * The variables the `ix` command itself reads (spec §7); `ix api`, `ix worker`
+ * The variables the `ix` command itself reads; `ix api`, `ix worker`
  * and `ix start` also parse the api and worker schemas. Parsed once per command.
  */
 export const CliEnv = z.object({

@@ -9,8 +9,8 @@ import { parseCliEnv } from "./env";
 import { UsageError } from "./usage-error";
 
 /**
- * The `ix` command (spec §7). Exit codes: 0 success, 1 failure, 2 usage error
- * (bad arguments or a bad IX_ variable); messages name the problem.
+ * The `ix` command. Exit codes: 0 success, 1 failure, 2 usage error (bad
+ * arguments or a bad IX_ variable); messages name the problem.
  */
 
 function positiveInt(value: string): number {
@@ -50,53 +50,30 @@ program
     await worker.runWorkerMain({ env: worker.parseWorkerEnv(env) });
   });
 
-function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a whole number ≥ 0");
-  return n;
-}
-
-function rowCounts(value: string): number[] {
-  if (value.trim() === "") return [];
-  const counts = value.split(",").map((part) => Number(part.trim().replace(/_/g, "")));
-  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new InvalidArgumentError("must be comma-separated whole numbers, e.g. 0,100000,1000000");
-  }
-  return counts;
-}
-
 program
   .command("bench")
-  .description("benchmark ix against graphile-worker and pg-boss on one PostgreSQL server (spec §8; see BENCHMARKS.md)")
-  .option("--n <jobs>", "jobs per enqueue and process run", positiveInt, 20_000)
-  .option("--c <concurrency>", "enqueue loops, worker concurrency, HTTP connections, pgbench clients", positiveInt, 8)
-  .option("--l <jobs>", "sequential jobs in the latency run", positiveInt, 200)
-  .option("--http-seconds <s>", "seconds per HTTP route and for pgbench; 0 skips them", wholeNumber, 10)
-  .option("--scale-rows <list>", "terminal rows for the claim-latency runs; empty skips them", rowCounts, [0, 100_000, 1_000_000])
-  .option("--systems <list>", "queues to run, comma-separated: ix, graphile-worker, pg-boss", (v: string) => v.split(",").map((s) => s.trim()))
-  .option("--database-url <url>", "the PostgreSQL server (default IX_POSTGRES_URL; without either, an embedded one)")
-  .option("--json-out <file>", "also write every result as one JSON document to this file")
-  .action(
-    async (options: { n: number; c: number; l: number; httpSeconds: number; scaleRows: number[]; systems?: string[]; databaseUrl?: string; jsonOut?: string }) => {
-      const { runBench, SYSTEMS } = await import("@ix/bench");
-      const systems = options.systems ?? [...SYSTEMS];
-      const unknown = systems.filter((s) => !(SYSTEMS as readonly string[]).includes(s));
-      if (unknown.length > 0) throw new UsageError(`--systems: unknown ${unknown.join(", ")} (known: ${SYSTEMS.join(", ")})`);
-      const results = await runBench({
-        databaseUrl: options.databaseUrl ?? cliEnv().IX_POSTGRES_URL,
-        n: options.n,
-        c: options.c,
-        l: options.l,
-        httpSeconds: options.httpSeconds,
-        scaleRows: options.scaleRows,
-        systems: systems as Array<(typeof SYSTEMS)[number]>,
-      });
-      if (options.jsonOut) {
-        const { writeFile } = await import("node:fs/promises");
-        await writeFile(options.jsonOut, `${JSON.stringify(results, null, 2)}\n`);
-      }
-    },
-  );
+  .description("benchmark ix against graphile-worker and pg-boss on one PostgreSQL server (see BENCHMARKS.md)")
+  .argument("[options...]", "passed to the benchmark harness (tools/bench in the ix repository); --help lists them")
+  // Every argument, --help included, belongs to the harness: it owns the flags and their checks.
+  .helpOption(false)
+  .allowUnknownOption()
+  .addHelpText(
+    "after",
+    "\nRuns the repository's harness, exactly as `pnpm bench` does, and exits with its code (2 for bad options).\n" +
+      "Outside the ix repository (an installed ix) there is no harness: ix bench exits 1 saying so.",
+  )
+  .action(async (args: string[], _options: unknown, command: Command) => {
+    const { findBenchHarness, runBenchHarness } = await import("./commands/bench");
+    const entry = findBenchHarness();
+    const help = args.includes("--help") || args.includes("-h");
+    if (help) command.outputHelp();
+    if (!entry) {
+      if (help) return;
+      throw new Error("the benchmark harness (tools/bench) is not here: ix bench runs inside a clone of the ix repository (pnpm bench)");
+    }
+    if (help) console.log("\nThe harness's options:\n");
+    process.exitCode = await runBenchHarness(entry, args);
+  });
 
 program
   .command("migrate")

@@ -1,4 +1,4 @@
-/** A mistake in how the command was called: exit code 2 (spec §7 convention, like commander's own). */
+/** A mistake in how the command was called: exit code 2, like commander's own usage errors. */
 export class UsageError extends Error {
   override name = "UsageError";
 }

@@ -8,7 +8,7 @@ import { pino } from "pino";
 import type { CliEnv } from "../env";
 import { REPOSITORY_ROOT } from "../repository";
 
-/** Loopback is allowed as a callback target in local development only (spec §5). */
+/** Loopback callback targets are allowed here, for local development only: in production they would let a client aim the worker at its own host. */
 const LOOPBACK = ["127.0.0.0/8", "::1/128", "localhost"];
 
 /** Parses the API's and the worker's variables, reporting every bad one of both at once. */
@@ -30,7 +30,7 @@ function parseAll(env: Record<string, string | undefined>) {
 }
 
 /**
- * The whole service in one process for local use (spec §7): embedded
+ * The whole service in one process for local use: embedded
  * PostgreSQL unless IX_POSTGRES_URL is set, migrations, the API and a worker.
  * Every variable is parsed before anything starts, so a bad value stops
  * start-up with a message naming it and leaves nothing running.

@@ -4,7 +4,7 @@ import { apiClient } from "../api-client";
 import type { CliEnv } from "../env";
 import { UsageError } from "../usage-error";
 
-/** Posts a RequestIX read from a file or stdin and prints the job (spec §7). */
+/** Posts a RequestIX read from a file or stdin and prints the job. */
 export async function submit(env: CliEnv, file: string | undefined, { callbackUrl }: { callbackUrl?: string }): Promise<void> {
   let raw: string;
   if (file !== undefined && file !== "-") {

@@ -12,7 +12,7 @@ const WORKERS = 4;
 const KILL_EVERY_MS = 2_000;
 
 /**
- * Spec §9: a worker killed with SIGKILL mid-job loses nothing, and no job is
+ * A worker killed with SIGKILL mid-job loses nothing, and no job is
  * claimed twice by concurrent claimers. Every run is recorded in fault_runs by
  * the process that ran it, so "re-runs only where a kill cut a run off" is
  * checked run by run against the pids that were killed.

@@ -1,4 +1,4 @@
-/** The workload every queue runs (spec §8), on a database of its own. */
+/** The workload every queue runs (BENCHMARKS.md, Method), on a database of its own. */
 export interface Workload {
   /** Jobs enqueued and drained. */
   n: number;

@@ -15,18 +15,27 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 export const DEFAULT_PGBENCH_PATH = "/usr/lib/postgresql/15/bin/pgbench";
 
+/** The full-size workload BENCHMARKS.md reports; `pnpm bench`'s flags and `runBench`'s options default to it. */
+export const BENCH_DEFAULTS = {
+  n: 20_000,
+  c: 8,
+  l: 200,
+  httpSeconds: 10,
+  scaleRows: [0, 100_000, 1_000_000],
+} as const;
+
 export interface BenchOptions {
   /** The server's maintenance database; without it an embedded PostgreSQL is started. */
   databaseUrl?: string | undefined;
-  /** Jobs per enqueue and process run (default 20,000). */
+  /** Jobs per enqueue and process run. */
   n?: number;
-  /** Concurrent enqueue loops, worker concurrency, HTTP connections, pgbench clients (default 8). */
+  /** Concurrent enqueue loops, worker concurrency, HTTP connections, pgbench clients. */
   c?: number;
-  /** Sequential jobs in the latency run (default 200). */
+  /** Sequential jobs in the latency run. */
   l?: number;
-  /** Seconds per autocannon route and for pgbench; 0 skips both (default 10). */
+  /** Seconds per autocannon route and for pgbench; 0 skips both. */
   httpSeconds?: number;
-  /** Terminal rows for the claim-latency runs; [] skips them (default 0, 100k, 1M). */
+  /** Terminal rows for the claim-latency runs; [] skips them. */
   scaleRows?: readonly number[];
   /** Which queues to run (default all three). */
   systems?: readonly SystemName[];
@@ -63,21 +72,22 @@ const OPENERS: Record<SystemName, (url: string) => Promise<QueueSystem>> = {
 };
 
 /**
- * Runs spec §8's benchmark: the same workload on each queue, each on a fresh
- * database of the same server; then ix's HTTP API, pgbench's insert rate as
- * the physical reference, and claim latency against a growing table. Prints
- * one JSON line per measurement and a ratio table; returns everything.
+ * The benchmark BENCHMARKS.md describes: the same workload on each queue, each
+ * on a fresh database of the same server; then ix's HTTP API, pgbench's insert
+ * rate as the physical reference, and claim latency against a growing table.
+ * Prints one JSON line per measurement and a ratio table; returns everything.
+ * Options left out take BENCH_DEFAULTS.
  */
 export async function runBench(options: BenchOptions = {}): Promise<BenchResults> {
   const began = performance.now();
   const workload: Workload = {
-    n: positiveInt("n", options.n ?? 20_000),
-    c: positiveInt("c", options.c ?? 8),
-    l: positiveInt("l", options.l ?? 200),
+    n: positiveInt("n", options.n ?? BENCH_DEFAULTS.n),
+    c: positiveInt("c", options.c ?? BENCH_DEFAULTS.c),
+    l: positiveInt("l", options.l ?? BENCH_DEFAULTS.l),
   };
-  const httpSeconds = options.httpSeconds ?? 10;
+  const httpSeconds = options.httpSeconds ?? BENCH_DEFAULTS.httpSeconds;
   if (!Number.isInteger(httpSeconds) || httpSeconds < 0) throw new RangeError(`bench option httpSeconds must be a whole number ≥ 0, got ${httpSeconds}`);
-  const scaleRows = [...(options.scaleRows ?? [0, 100_000, 1_000_000])];
+  const scaleRows = [...(options.scaleRows ?? BENCH_DEFAULTS.scaleRows)];
   for (const rows of scaleRows) {
     if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`bench option scaleRows must hold whole numbers ≥ 0, got ${rows}`);
   }

@@ -2,8 +2,8 @@ import { type Executor, sql } from "@ix/store";
 
 /**
  * Worker processes of this database that are LISTENing for pending jobs: each
- * worker holds exactly one such connection once started (spec §5), so this
- * counts ready workers without asking them.
+ * worker holds exactly one such connection (its wake-up channel) once started,
+ * so this counts ready workers without asking them.
  */
 export async function listeningWorkers(db: Executor): Promise<number> {
   const result = await db.execute<{ n: number }>(sql`

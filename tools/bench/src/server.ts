@@ -38,9 +38,9 @@ async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(serve
 }
 
 /**
- * An explicit server URL wins (IX_BENCH_DATABASE_URL or IX_POSTGRES_URL, read
- * by the caller); without one an embedded PostgreSQL is started in a
- * temporary directory, like `ix start` does (spec §4).
+ * An explicit server URL wins (--database-url or IX_POSTGRES_URL, read by the
+ * caller); without one an embedded PostgreSQL is started in a temporary
+ * directory, like `ix start` does, and removed at the end.
  */
 export async function openBenchServer({
   url,

@@ -14,7 +14,7 @@ const BATCH = 200;
 const RETRY_AFTER_SECONDS = "1";
 
 /**
- * Spec §5, §6 and §9: terminated connections and a full PostgreSQL restart
+ * Terminated connections and a full PostgreSQL restart
  * mid-run are survived by running processes. The shared test server cannot be
  * stopped, so this test runs its own embedded PostgreSQL and restarts it on
  * the same data directory and port under two workers and an API.

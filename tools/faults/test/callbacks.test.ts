@@ -22,7 +22,7 @@ const HUGE = 50 * MB;
 const WELL_BEHAVED_JOBS = 20;
 
 /**
- * Spec §5 and §9: callback receivers that fail, hang, redirect, send huge
+ * Callback receivers that fail, hang, redirect, send huge
  * bodies or trickle bytes are retried on the schedule and end `failed` (or
  * `delivered` once they answer 2xx), without harming the worker: its memory
  * stays bounded and the well-behaved receivers' callbacks arrive once each.

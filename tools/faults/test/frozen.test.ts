@@ -9,7 +9,7 @@ import { createRunsTable, listRuns } from "../src/runs";
 import { waitFor } from "../src/wait";
 
 /**
- * Spec §3 and §9: a worker frozen past the sweep horizon cannot overwrite its
+ * A worker frozen past the sweep horizon cannot overwrite its
  * successor. The first worker is SIGSTOPped mid-run; a second worker, whose
  * horizon is 2 s, sweeps the job, re-runs it and delivers its callback; then
  * the first is SIGCONTed and finishes its stale run. Its fenced completion

@@ -80,7 +80,7 @@ function summary(route: string, result: autocannon.Result): HttpResult {
 }
 
 /**
- * The REST API under load (spec §8 "HTTP"): autocannon with c connections
+ * The REST API under load (BENCHMARKS.md, Method: HTTP): autocannon with c connections
  * against `POST /jobs`, every request a new job (a unique request_id), then
  * against `GET /jobs/{id}` over the jobs just created.
  */

@@ -12,7 +12,7 @@ const REQUEST = sql`'{"use_case":"bench_noop","ix_client_id":"scale","request_id
 const RESPONSE = sql`'{"use_case":"bench_noop","ix_client_id":"scale","request_id":"s","ix_id":"0000000000000000","error":null,"result":{},"metadata":{"pipeline":"bench_noop","started_at":"2025-01-01T00:00:00.000Z","finished_at":"2025-01-01T00:00:00.000Z","duration_ms":0,"attempt":1}}'::jsonb`;
 
 /**
- * Claim latency as the table fills with finished jobs (spec §8 "scale"): for
+ * Claim latency as the table fills with finished jobs (BENCHMARKS.md, Method: scale): for
  * each size, terminal rows are added in one `insert … select generate_series`,
  * the table is vacuumed and analysed, 1,000 pending jobs are added, and each is
  * claimed alone with `jobs.claimPending` (the worker's statement), timed one

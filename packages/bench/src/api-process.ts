@@ -1,5 +1,0 @@
-// The API as its own process, configured by the environment like `ix api`
-// (spec §7), so load generator and server do not share one event loop.
-import { runApiMain } from "@ix/api";
-
-await runApiMain();
