@@ -25,7 +25,7 @@ function checkStorable(value: unknown, path: PropertyKey[], ctx: z.RefinementCtx
     const message = unstorable(value);
     if (message) ctx.addIssue({ code: "custom", path, message });
   } else if (Array.isArray(value)) {
-    value.forEach((item, index) => checkStorable(item, [...path, index], ctx));
+    for (const [index, item] of value.entries()) checkStorable(item, [...path, index], ctx);
   } else if (typeof value === "object" && value !== null) {
     for (const [key, item] of Object.entries(value)) {
       const message = unstorable(key);

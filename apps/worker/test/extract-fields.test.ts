@@ -89,7 +89,7 @@ describe("extract_fields", () => {
   });
 
   it("a catastrophically backtracking pattern is stopped and named, instead of freezing the worker", async () => {
-    const response = await run(["a".repeat(40) + "!"], { fields: { ok: "a", evil: "^(a+)+$" } });
+    const response = await run([`${"a".repeat(40)}!`], { fields: { ok: "a", evil: "^(a+)+$" } });
     expect(response.result).toBeNull();
     expect(response.error).toMatch(/field "evil": pattern ran longer than 2000 ms on text 0 \(catastrophic backtracking\?\)/);
   });

@@ -104,7 +104,7 @@ export function trickleBody(status: number, everyMs: number): Respond {
  */
 export async function startHeaderTrickler(everyMs: number): Promise<Receiver & { connections(): number }> {
   const received: Received[] = [];
-  const head = Buffer.from("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-padding: " + "p".repeat(10_000));
+  const head = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-padding: ${"p".repeat(10_000)}`);
   const sockets = new Set<Socket>();
   let connections = 0;
   let written = 0;

@@ -97,7 +97,7 @@ const unicodeEdges = fc.oneof(
     .map(([field, bad]) => post("unicode-identifier", JSON.stringify(validBody({ [field]: `a${bad}` })), [400])),
   fc
     .tuple(fc.constantFrom("\\u0000", "\\ud800", "\\udfff", "\\udbff\\u0041"), fc.constantFrom("text", "option-key", "option-value", "request_id"))
-    .map(([escape, where]) => {
+    .map(([jsonEscape, where]) => {
       // Written as JSON escapes by hand: valid JSON that JSONB would reject.
       const marker = "@@BAD@@";
       const body =
@@ -105,7 +105,7 @@ const unicodeEdges = fc.oneof(
         : where === "option-key" ? validBody({ options: { [`k${marker}`]: 1 } })
         : where === "option-value" ? validBody({ options: { nested: [{ v: `x${marker}` }] } })
         : validBody({ request_id: `r${marker}` });
-      return post("unicode-unstorable", JSON.stringify(body).replace(marker, escape), [400]);
+      return post("unicode-unstorable", JSON.stringify(body).replace(marker, jsonEscape), [400]);
     }),
 );
 
