@@ -32,7 +32,7 @@ declare module "fastify" {
 export interface BuildAppOptions {
   db: Database;
   config: ApiConfig;
-  /** Structured logs (spec §7); none when absent. */
+  /** Structured logs; none when absent. */
   logger?: Logger;
 }
 
@@ -57,7 +57,7 @@ const serializerCompiler: FastifySerializerCompiler<z.ZodType> = (route) =>
   route.schema === Job ? (data) => JSON.stringify(data) : zodSerializerCompiler(route);
 
 /**
- * The REST API (spec §6) over the given database. Nothing binds here: tests
+ * The REST API over the given database. Nothing binds here: tests
  * call `app.inject`, and `startApi` listens.
  */
 export async function buildApp({ db, config, logger }: BuildAppOptions): Promise<ApiApp> {
@@ -72,7 +72,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  // JSON only (spec §6): without Fastify's text/plain parser, every other type is a 415.
+  // JSON only: without Fastify's text/plain parser, every other type is a 415.
   app.removeContentTypeParser("text/plain");
 
   app.setErrorHandler((error, request, reply) => {

@@ -11,7 +11,7 @@ function digest(value: string): Buffer {
 }
 
 /**
- * Maps `Authorization: Bearer <key>` to a client id (spec §6). Keys are
+ * Maps `Authorization: Bearer <key>` to a client id. Keys are
  * compared as SHA-256 digests with timingSafeEqual, against every configured
  * key without stopping at a match, so neither the key's content nor its
  * position in the list shows in the response time.

@@ -6,7 +6,7 @@ export interface ApiKey {
 
 /** What the API needs to run, already parsed (tests build it directly). */
 export interface ApiConfig {
-  /** Bind address; without keys it must be loopback (spec §6). */
+  /** Bind address; without keys it must be loopback. */
   host: string;
   port: number;
   /** Empty: no auth, every job visible to every caller, loopback only. */
@@ -44,7 +44,7 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Without keys the API authenticates no one, so it may only be reachable from
- * this machine (spec §6). Throws before anything binds.
+ * this machine. Throws before anything binds.
  */
 export function assertSafeBind(config: Pick<ApiConfig, "host" | "apiKeys">): void {
   if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {

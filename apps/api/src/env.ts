@@ -6,7 +6,7 @@ import type { ApiConfig, ApiKey } from "./config";
 export const MIN_API_KEY_LENGTH = 16;
 
 /**
- * `client_id:key` pairs, comma-separated (spec §7). A client may hold several
+ * `client_id:key` pairs, comma-separated. A client may hold several
  * keys (rotation); one key may not name two clients.
  */
 const ApiKeys = envVar.list().transform((pairs, ctx): ApiKey[] => {
@@ -34,7 +34,7 @@ const ApiKeys = envVar.list().transform((pairs, ctx): ApiKey[] => {
   return keys;
 });
 
-/** Every variable `ix api` reads (spec §7); the keys are the variable names. */
+/** Every variable `ix api` reads; the keys are the variable names. */
 export const ApiEnv = z.object({
   // The database. Required by `ix api`; `ix start` supplies its embedded one.
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),

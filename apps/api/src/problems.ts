@@ -6,7 +6,7 @@ import type { z } from "zod";
 import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher";
 
 /**
- * Every error the API answers is RFC 9457 problem details (spec §6). The
+ * Every error the API answers is RFC 9457 problem details. The
  * `type` URIs are stable identifiers a client can switch on; they name the
  * problem, they are not fetched.
  */
@@ -77,7 +77,7 @@ function statusOf(error: object): number | undefined {
 /**
  * Maps any error a route or Fastify raises to a problem. 4xx errors are the
  * caller's and logged at debug; a transient database error is 503 with
- * Retry-After (spec §6); anything else is a bug: 500, logged in full, and the
+ * Retry-After; anything else is a bug: 500, logged in full, and the
  * body says nothing about internals.
  */
 export function problemForError(

@@ -17,10 +17,10 @@ function withoutIxId({ ix_id: _ignored, ...rest }: RequestIX): Omit<RequestIX, "
 }
 
 /**
- * Whether a resubmission asks for the same thing as the stored job (spec §6):
+ * Whether a resubmission asks for the same thing as the stored job:
  * both parsed through RequestIX (options defaulted), compared by value with
  * ix_id left out, since ix assigns it. callback_url is not part of the
- * request: the first insert's wins (spec §3).
+ * request: the first insert's wins.
  */
 export function isSameRequest(stored: RequestIX, submitted: RequestIX): boolean {
   return canonicalJson(withoutIxId(stored)) === canonicalJson(withoutIxId(submitted));

@@ -50,7 +50,7 @@ export interface SubmissionBatcherOptions {
  * No timer: an idle batcher sends a submission at once, so a lone request waits
  * for nothing; submissions that arrive while a statement is in flight queue and
  * go together in the next one. The batch size thus follows the load by itself.
- * Idempotency (spec §3/§6) is the store's: results come back per submission,
+ * Idempotency is the store's: results come back per submission,
  * and a later submission of a key already in the batch gets the first's job.
  * A statement that fails fails every submission in it with the same error, so
  * each request gets the answer it would have got alone (e.g. 503).

@@ -6,7 +6,7 @@ import { apiConfig, buildApp, type ApiApp } from "../src";
 import { body, jobCount } from "./fixtures";
 
 /**
- * Fuzzed bodies (spec §9): whatever arrives, the answer is a 4xx problem+json
+ * Fuzzed bodies: whatever arrives, the answer is a 4xx problem+json
  * and the table is unchanged. Every generator below is invalid by
  * construction, so any 2xx or 5xx is a finding.
  */

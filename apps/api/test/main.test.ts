@@ -9,7 +9,7 @@ import { KEYS } from "./fixtures";
 
 const KEYS_ENV = "client-a:key-for-client-a-0123456789, client-b:key-for-client-b-9876543210";
 
-describe("environment (spec §7)", () => {
+describe("environment", () => {
   plainTest("defaults when nothing is set", () => {
     const env = parseApiEnv({});
     expect(apiConfigFromEnv(env)).toEqual({

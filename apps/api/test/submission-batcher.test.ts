@@ -64,7 +64,7 @@ describe("SubmissionBatcher", () => {
     expect(errors[0]).toBeInstanceOf(Error);
     // The second and third went in one statement, so they share its error.
     expect(errors[2]).toBe(errors[1]);
-    // Transient, so the route answers each of them 503 (spec §6).
+    // Transient, so the route answers each of them 503.
     expect(isTransientDbError(errors[1])).toBe(true);
     await batcher.close();
     await broken.close();

@@ -35,7 +35,7 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       },
     },
     async (_request, reply) => {
-      // `ix api` does not migrate on its own (spec §7): a schema behind (or ahead of) the code is not ready.
+      // `ix api` does not migrate on its own: a schema behind (or ahead of) the code is not ready.
       const status = await migrationStatus(db);
       if (!status.current) {
         const parts = [

@@ -18,7 +18,7 @@ export interface JobRoutesOptions {
   submitQueueTimeoutMs: number;
 }
 
-/** A job is visible to its own client, or to anyone when the API runs without keys (spec §6). */
+/** A job is visible to its own client, or to anyone when the API runs without keys. */
 function visibleTo(caller: Caller, job: Job): boolean {
   return caller.kind === "anonymous" || caller.clientId === job.client_id;
 }
