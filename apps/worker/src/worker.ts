@@ -1,7 +1,6 @@
 import type { Job, ResponseIX } from "@ix/contracts";
-import { type CallbackDelivery, type CallbackOutcome, type Completion, type Database, isTransientDbError, jobs } from "@ix/store";
+import { type CallbackDelivery, type Completion, type Database, isTransientDbError, jobs, lifecycle } from "@ix/store";
 import { type Logger, pino } from "pino";
-import { retryDelaySeconds } from "./backoff";
 import { type CallbackSender, createCallbackSender } from "./callback-sender";
 import { createCallbackTargetPolicy } from "./callback-target-policy";
 import { createClaimLoop, FIRST_DB_RETRY_MS, MAX_DB_RETRY_MS } from "./claim-loop";
@@ -55,9 +54,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     responseBodyCapBytes: config.callback.responseBodyCapBytes,
     ...(config.callback.resolve ? { resolve: config.callback.resolve } : {}),
   });
-  // A delivery that dies mid-POST is re-sent once its lease runs out; the
-  // lease outlasts any attempt, so a live attempt is never sent twice.
-  const leaseSeconds = config.callback.timeoutSeconds * 2 + 5;
+  const leaseSeconds = lifecycle.callbackLeaseSeconds(config.callback.timeoutSeconds);
 
   /** Claimed jobs not yet stored, with the controller a hard stop aborts. */
   const active = new Map<string, { done: Promise<void>; abort: AbortController }>();
@@ -240,7 +237,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
 
   async function sweepOnce({ now }: { now?: Date } = {}) {
     const swept = await jobs.sweepOrphans(db, {
-      horizonSeconds: 2 * config.pipelineTimeoutSeconds,
+      horizonSeconds: lifecycle.orphanHorizonSeconds(config.pipelineTimeoutSeconds),
       maxAttempts: config.maxAttempts,
       ...(now ? { now } : {}),
     });
@@ -255,17 +252,12 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   async function deliver({ job, attempt }: CallbackDelivery): Promise<void> {
     const deliveryLog = log.child({ job_id: job.job_id, callback_attempt: attempt });
     const result = await sender.send(job);
-    let outcome: CallbackOutcome;
-    if (result.ok) outcome = { kind: "delivered" };
-    else if (result.permanent || attempt >= config.callback.maxAttempts) outcome = { kind: "failed", error: result.error };
-    else {
-      const delaySeconds = retryDelaySeconds(
-        attempt,
-        { baseSeconds: config.callback.retryBaseSeconds, maxSeconds: config.callback.retryMaxSeconds },
-        random,
-      );
-      outcome = { kind: "retry", error: result.error, delaySeconds };
-    }
+    const outcome = lifecycle.decideCallbackOutcome(result, {
+      attempt,
+      maxAttempts: config.callback.maxAttempts,
+      backoff: { baseSeconds: config.callback.retryBaseSeconds, maxSeconds: config.callback.retryMaxSeconds },
+      random,
+    });
     try {
       const recorded = await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt, outcome });
       if (!recorded) deliveryLog.warn("delivery outcome not recorded: its lease ran out and another attempt owns it");
