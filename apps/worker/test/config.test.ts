@@ -24,7 +24,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe("parseWorkerEnv", () => {
-  it("defaults match spec §7 and the config defaults", () => {
+  it("defaults match the README and the config defaults", () => {
     const config = workerConfigFromEnv(parseWorkerEnv({}));
     expect(config).toEqual({ ...DEFAULT_WORKER_CONFIG, callback: { ...DEFAULT_WORKER_CONFIG.callback, allowedHosts: [] } });
     expect(config).toMatchObject({ concurrency: 4, pipelineTimeoutSeconds: 60, maxAttempts: 3, sweepIntervalSeconds: 30 });

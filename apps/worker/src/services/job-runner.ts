@@ -86,14 +86,11 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
   /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
   async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
     try {
-      const applied = await retryWhileDbAway(
-        () => jobs.markDoneMany(db, completions),
-        {
-          signal: hardStop.signal,
-          retryable: isTransientDbError,
-          onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
-        },
-      );
+      const applied = await retryWhileDbAway(() => jobs.markDoneMany(db, completions), {
+        signal: hardStop.signal,
+        retryable: isTransientDbError,
+        onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
+      });
       return new Set(applied);
     } catch (error) {
       log.error({ err: error, jobIds: completions.map((c) => c.jobId) }, "storing responses failed; the jobs stay running for the rescuer");
