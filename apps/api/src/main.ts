@@ -1,3 +1,4 @@
+import { shutdownOnSignals } from "@ix/process";
 import { connect, migrationStatus, type Database } from "@ix/store";
 import { redactUrl } from "@ix/store/provision";
 import { pino, type Logger } from "pino";
@@ -13,8 +14,9 @@ export interface StartedApi {
 
 /**
  * Builds the API and binds it. Refuses, before binding, to serve without keys
- * on a non-loopback address (spec §6), so every entry point (`ix api`,
- * `ix start`, embedding code) gets the same guard.
+ * on a non-loopback address (anyone who can reach it could submit and read
+ * jobs), so every entry point (`ix api`, `ix start`, embedding code) gets the
+ * same guard.
  */
 export async function startApi(options: { db: Database; config: ApiConfig; logger?: Logger }): Promise<StartedApi> {
   assertSafeBind(options.config);
@@ -29,9 +31,9 @@ export interface RunningApi extends StartedApi {
 }
 
 /**
- * `ix api`: the production entry point (spec §7). Parses the environment once,
- * connects (it does not migrate), listens, and shuts down cleanly on SIGTERM
- * or SIGINT.
+ * `ix api`: the production entry point. Parses the environment once, connects
+ * (it does not migrate), listens, and on SIGTERM or SIGINT stops accepting
+ * connections and lets in-flight requests finish; a second signal cuts them off.
  */
 export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}): Promise<RunningApi> {
   const env = options.env ?? loadApiEnv();
@@ -67,22 +69,22 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
-      await started.app.close();
-      await db.close();
-      logger.info("ix api stopped");
+      try {
+        await started.app.close();
+        await db.close();
+        logger.info("ix api stopped");
+      } finally {
+        signals.dispose();
+      }
     })();
     return closing;
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, "shutting down");
-    close().catch((error: unknown) => {
+  const signals = shutdownOnSignals(async (_signal, force) => {
+    force.addEventListener("abort", () => started.app.server.closeAllConnections(), { once: true });
+    await close().catch((error: unknown) => {
       logger.error({ err: error }, "shutdown failed");
       process.exitCode = 1;
     });
-  };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  }, { log: logger });
   return { ...started, close };
 }

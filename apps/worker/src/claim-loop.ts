@@ -1,18 +1,15 @@
-import { pause } from "./pause";
-
-export const FIRST_DB_RETRY_MS = 100;
-export const MAX_DB_RETRY_MS = 5_000;
+import { retryWhileDbAway } from "./db-retry";
 
 export interface ClaimLoop {
-  /** Work may be waiting (a NOTIFY, the poll, a sweep): mark it so and run the loop. */
+  /** Work may be waiting (a NOTIFY, the poll, a rescue): mark it so and run the loop. */
   wake(): void;
   /** Runs the loop if it is not running: after room frees up, say. Claims only while work may be waiting. */
   run(): Promise<void>;
 }
 
 /**
- * The loop that claims jobs, and the one that claims due callbacks (spec §5):
- * while work may be waiting and there is room, claim up to the room. "May be
+ * The loop that claims jobs, and the one that claims due callbacks: while
+ * work may be waiting and there is room, claim up to the room. "May be
  * waiting" is cleared only by a claim that came back short with no wake-up
  * since it began, so a wake-up that races a claim is never lost. A failed
  * claim (the database is away) is reported and retried with backoff until
@@ -32,31 +29,35 @@ export function createClaimLoop({
   /** Started and not stopping. */
   isActive(): boolean;
   signal: AbortSignal;
-  onError(error: unknown, retryInMs: number): void;
+  /** A failed claim; `retryInMs` is absent for the last one, cut off by `signal`. */
+  onError(error: unknown, retryInMs?: number): void;
 }): ClaimLoop {
   let maybeWaiting = true;
   let wakeups = 0;
   let running = false;
 
+  /** One claim, if still active and there is room; false ends the loop. */
+  async function claimOnce(): Promise<boolean> {
+    if (!isActive()) return false;
+    const limit = room();
+    if (limit <= 0) return false;
+    const seen = wakeups;
+    const claimed = await claim(limit);
+    if (claimed < limit && wakeups === seen) maybeWaiting = false;
+    return true;
+  }
+
   async function run(): Promise<void> {
     if (running || !isActive()) return;
     running = true;
-    let delay = FIRST_DB_RETRY_MS;
     try {
-      while (maybeWaiting && isActive()) {
-        const limit = room();
-        if (limit <= 0) return;
-        const seen = wakeups;
-        try {
-          const claimed = await claim(limit);
-          delay = FIRST_DB_RETRY_MS;
-          if (claimed < limit && wakeups === seen) maybeWaiting = false;
-        } catch (error) {
-          onError(error, delay);
-          await pause(delay, signal);
-          delay = Math.min(delay * 2, MAX_DB_RETRY_MS);
-        }
+      while (maybeWaiting) {
+        // Room and activity are checked again before every retry: a stop or a full worker ends the loop.
+        if (!(await retryWhileDbAway(claimOnce, { signal, onFailure: onError }))) return;
       }
+    } catch (error) {
+      // Only a stop ends the retrying; the claim it cut off is reported like the others.
+      onError(error);
     } finally {
       running = false;
     }

@@ -21,4 +21,3 @@ export {
   type DeliveryResult,
   type ResolveHost,
 } from "./callback-sender";
-export { retryDelaySeconds } from "./backoff";

@@ -1,4 +1,5 @@
 import { ConfigError } from "@ix/contracts";
+import { shutdownOnSignals } from "@ix/process";
 import { connect } from "@ix/store";
 import { type Logger, pino } from "pino";
 import { workerPoolOptions } from "./config";
@@ -17,10 +18,10 @@ export interface WorkerMainOptions {
 }
 
 /**
- * `ix worker` (spec §7): parse the environment once, connect, load pipelines,
- * run a worker until SIGTERM or SIGINT, then stop claiming, let in-flight
- * jobs finish within IX_SHUTDOWN_GRACE_SECONDS and resolve. A second signal
- * skips the grace period. The caller exits the process.
+ * `ix worker`: parse the environment once, connect, load pipelines, run a
+ * worker until SIGTERM or SIGINT, then stop claiming, let in-flight jobs
+ * finish within IX_SHUTDOWN_GRACE_SECONDS and resolve. A second signal ends
+ * the grace period at once. The caller exits the process.
  */
 export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<void> {
   const env = options.env ?? readWorkerEnv();
@@ -36,29 +37,14 @@ export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<vo
   });
   const worker = createWorker({ db, pipelines, config, logger: log });
 
-  let signalled: () => void = () => {};
-  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
-    let count = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      count++;
-      if (count === 1) resolve(signal);
-      else {
-        log.warn({ signal }, "second signal: exiting without waiting for in-flight jobs");
-        signalled();
-      }
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
+  const shutdown = shutdownOnSignals(async (_signal, force) => {
+    await worker.stop({ force });
+  }, { log });
   try {
     await worker.start();
-    const signal = await stopRequested;
-    log.info({ signal }, "shutdown requested");
-    const impatient = new Promise<void>((resolve) => {
-      signalled = resolve;
-    });
-    await Promise.race([worker.stop(), impatient]);
+    await shutdown.done;
   } finally {
+    shutdown.dispose();
     await db.close().catch((error: unknown) => log.warn({ err: error }, "closing the database pool"));
   }
 }

@@ -1,21 +1,18 @@
 import type { Database } from "@ix/store";
 import type { Logger } from "pino";
-import { pause } from "./pause";
+import { retryWhileDbAway } from "./db-retry";
 
 export interface PendingListener {
   close(): Promise<void>;
 }
 
-const FIRST_RETRY_MS = 100;
-const MAX_RETRY_MS = 5_000;
-
 /**
- * Holds one dedicated connection LISTENing on `channel` (spec §5). LISTEN is
- * per session, so the connection never goes back to the pool: when it dies
- * (killed backend, server restart) it is destroyed and a new one is opened
- * with backoff. `onListening` runs after every (re)connect, since
- * notifications sent while no one listened are lost and the caller must look
- * for work itself.
+ * Holds one dedicated connection LISTENing on `channel`, so a NOTIFY wakes the
+ * worker at once. LISTEN is per session, so the connection never goes back to
+ * the pool: when it dies (killed backend, server restart) it is destroyed and
+ * a new one is opened with the database backoff. `onListening` runs after
+ * every (re)connect, since notifications sent while no one listened are lost
+ * and the caller must look for work itself.
  */
 export function listenForPending({
   pool,
@@ -62,22 +59,12 @@ export function listenForPending({
     }
   }
 
-  const loop = (async () => {
-    let delay = FIRST_RETRY_MS;
-    while (!closing.signal.aborted) {
-      const since = Date.now();
-      try {
-        await session();
-      } catch (error) {
-        if (closing.signal.aborted) break;
-        // A session that lasted a while was healthy: start the backoff over.
-        if (Date.now() - since > MAX_RETRY_MS) delay = FIRST_RETRY_MS;
-        log.warn({ err: error, retryInMs: delay }, "LISTEN connection lost; reconnecting (the poll keeps work moving meanwhile)");
-        await pause(delay, closing.signal);
-        delay = Math.min(delay * 2, MAX_RETRY_MS);
-      }
-    }
-  })();
+  // A session ends normally only on close; a lost one is retried for as long as the listener is open.
+  const loop = retryWhileDbAway(session, {
+    signal: closing.signal,
+    onFailure: (error, retryInMs) =>
+      log.warn({ err: error, retryInMs }, "LISTEN connection lost; reconnecting (the poll keeps work moving meanwhile)"),
+  }).catch((error: unknown) => log.debug({ err: error }, "LISTEN connection closed while reconnecting"));
 
   return {
     async close() {

@@ -1,4 +1,5 @@
 import { UseCase, type Job, type RequestIX, type ResponseIX } from "@ix/contracts";
+import { lifecycle } from "@ix/store";
 import type { Logger } from "pino";
 import { z } from "zod";
 
@@ -10,7 +11,7 @@ export interface PipelineContext {
 }
 
 /**
- * A pipeline (spec §5): `name` is the use_case it serves; `input`, when
+ * A pipeline: `name` is the use_case it serves; `input`, when
  * given, validates `request.options` before `run`, which then sees the parsed
  * options; `run` returns the `result` object and throws to fail the job.
  */
@@ -90,7 +91,7 @@ export interface RunParams {
 }
 
 /**
- * Runs the job's pipeline and always returns a valid ResponseIX (spec §5): an
+ * Runs the job's pipeline and always returns a valid ResponseIX: an
  * unknown use_case, invalid options, a throw, a result that is not a JSON
  * object, or the timeout become `error`. The timeout ends the run at that
  * moment even if the pipeline ignores its signal; its late outcome is logged
@@ -101,21 +102,16 @@ export async function runPipeline({ job, registry, timeoutMs, log, signal }: Run
   const started = performance.now();
   const useCase = job.request.use_case;
   const pipeline = registry.get(useCase);
-  const respond = (error: string | null, result: Record<string, unknown> | null): ResponseIX => ({
-    use_case: useCase,
-    ix_client_id: job.client_id,
-    request_id: job.request_id,
-    ix_id: job.ix_id,
-    error,
-    result: error === null ? result : null,
-    metadata: {
+  const respond = (error: string | null, result: Record<string, unknown> | null): ResponseIX =>
+    lifecycle.buildResponse(job, {
       pipeline: pipeline?.name ?? useCase,
-      started_at: startedAt.toISOString(),
-      finished_at: new Date().toISOString(),
-      duration_ms: Math.max(0, Math.round(performance.now() - started)),
+      error,
+      result,
+      startedAt,
+      finishedAt: new Date(),
+      durationMs: performance.now() - started,
       attempt: job.attempts + 1,
-    },
-  });
+    });
 
   if (!pipeline) {
     const known = registry.names.length ? registry.names.join(", ") : "none";
@@ -129,8 +125,7 @@ export async function runPipeline({ job, registry, timeoutMs, log, signal }: Run
   }
 
   // One controller the pipeline sees, aborted by the timeout or by the outer
-  // signal. (AbortSignal.any would do, but on Node 20 it costs WeakRefs and
-  // GC time per run: 13% of a profile of the no-op benchmark.)
+  // signal. AbortSignal.any would do, but costs too much per run on Node 20 (BENCHMARKS.md).
   const runAbort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<"timeout">((resolve) => {

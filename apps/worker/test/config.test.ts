@@ -7,7 +7,6 @@ import {
   nonPublicRange,
   parseWebhookSecret,
   parseWorkerEnv,
-  retryDelaySeconds,
   webhookHeaders,
   workerConfigFromEnv,
 } from "../src";
@@ -25,7 +24,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe("parseWorkerEnv", () => {
-  it("defaults match spec §7 and the config defaults", () => {
+  it("defaults match the README and the config defaults", () => {
     const config = workerConfigFromEnv(parseWorkerEnv({}));
     expect(config).toEqual({ ...DEFAULT_WORKER_CONFIG, callback: { ...DEFAULT_WORKER_CONFIG.callback, allowedHosts: [] } });
     expect(config).toMatchObject({ concurrency: 4, pipelineTimeoutSeconds: 60, maxAttempts: 3, sweepIntervalSeconds: 30 });
@@ -124,16 +123,6 @@ describe("webhook signature", () => {
       "webhook-id": "x",
       "webhook-timestamp": "5",
     });
-  });
-});
-
-describe("retryDelaySeconds", () => {
-  const schedule = { baseSeconds: 2, maxSeconds: 30 };
-
-  it("doubles the ceiling per attempt up to the max, scaled by the jitter", () => {
-    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelaySeconds(n, schedule, () => 1))).toEqual([2, 4, 8, 16, 30, 30]);
-    expect(retryDelaySeconds(3, schedule, () => 0.5)).toBe(4);
-    expect(retryDelaySeconds(3, schedule, () => 0)).toBe(0);
   });
 });
 

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
 import { ConfigError } from "@ix/contracts";
+import { shutdownOnSignals } from "@ix/process";
 import { connect, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
 import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv, workerPoolOptions } from "@ix/worker";
@@ -8,7 +9,7 @@ import { pino } from "pino";
 import type { CliEnv } from "../env";
 import { REPOSITORY_ROOT } from "../repository";
 
-/** Loopback callback targets are allowed here, for local development only: in production they would let a client aim the worker at its own host. */
+/** Callbacks to loopback are refused in production (they would reach the worker's own host); local development needs them. */
 const LOOPBACK = ["127.0.0.0/8", "::1/128", "localhost"];
 
 /** Parses the API's and the worker's variables, reporting every bad one of both at once. */
@@ -30,8 +31,8 @@ function parseAll(env: Record<string, string | undefined>) {
 }
 
 /**
- * The whole service in one process for local use: embedded
- * PostgreSQL unless IX_POSTGRES_URL is set, migrations, the API and a worker.
+ * The whole service in one process for local use: embedded PostgreSQL
+ * unless IX_POSTGRES_URL is set, migrations, the API and a worker.
  * Every variable is parsed before anything starts, so a bad value stops
  * start-up with a message naming it and leaves nothing running.
  */
@@ -49,18 +50,18 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     docker: false,
     log: (message) => logger.info(message),
   });
-  const stops: Array<() => Promise<unknown>> = [() => server.stop()];
+  /** Each stop is given the signal a second Ctrl-C aborts: stop waiting for in-flight work. */
+  const stops: Array<(force: AbortSignal) => Promise<unknown>> = [() => server.stop()];
   // Ctrl-C reaches the embedded PostgreSQL too (same process group), which then
   // closes our connections: expected during shutdown, so not worth a warning.
   let shuttingDown = false;
   const connectionLost = (which: string) => (err: Error) =>
     shuttingDown ? logger.debug({ err }, `${which} connection closed`) : logger.warn({ err }, `${which} connection lost`);
-  const shutdown = async (signal: string) => {
+  const shutdown = async (force: AbortSignal) => {
     shuttingDown = true;
-    logger.info({ signal }, "shutting down");
     // Reverse order: worker and API first, the database last.
     for (const stop of stops.reverse()) {
-      await stop().catch((error: unknown) => logger.error({ err: error }, "error while shutting down"));
+      await stop(force).catch((error: unknown) => logger.error({ err: error }, "error while shutting down"));
     }
   };
   try {
@@ -84,9 +85,14 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       config: apiConfigFromEnv(apiEnv),
       logger: logger.child({ component: "api" }),
     });
-    stops.push(() => app.close());
+    stops.push((force) => {
+      const cutOff = () => app.server.closeAllConnections();
+      if (force.aborted) cutOff();
+      else force.addEventListener("abort", cutOff, { once: true });
+      return app.close();
+    });
     await worker.start();
-    stops.push(() => worker.stop());
+    stops.push((force) => worker.stop({ force }));
 
     const auth = apiEnv.IX_API_KEYS[0] ? ` -H 'authorization: Bearer ${apiEnv.IX_API_KEYS[0].key}'` : "";
     const client = apiEnv.IX_API_KEYS[0]?.clientId ?? "demo";
@@ -107,17 +113,15 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       ].join("\n"),
     );
   } catch (error) {
-    await shutdown("start-up failure");
+    logger.info({ reason: "start-up failure" }, "shutting down");
+    await shutdown(new AbortController().signal);
     throw error;
   }
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      void shutdown(signal).then(resolve);
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  const signals = shutdownOnSignals((_signal, force) => shutdown(force), { log: logger });
+  try {
+    await signals.done;
+  } finally {
+    signals.dispose();
+  }
 }

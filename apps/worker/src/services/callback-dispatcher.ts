@@ -1,0 +1,143 @@
+import { type CallbackDelivery, type Database, jobs, lifecycle } from "@ix/store";
+import type { Logger } from "pino";
+import type { CallbackSender } from "../callback-sender";
+import { createClaimLoop } from "../claim-loop";
+import type { CallbackConfig } from "../config";
+import { logDbError } from "../db-retry";
+
+export interface CallbackDispatcher {
+  /** Begins delivering: from now on the claim loop runs whenever it is woken and there is room. */
+  start(): void;
+  /** Deliveries may be due (a job with a callback finished, the poll, a retry delay ran out). */
+  wake(): void;
+  /** Claims due deliveries, sends them, records the outcomes. Returns how many were attempted. */
+  deliverDueOnce(options?: { now?: Date }): Promise<number>;
+  /** Stops claiming and cancels the retry wake-ups; deliveries in flight carry on. */
+  stop(): void;
+  /** Resolves when the deliveries in flight now are sent and recorded. */
+  settled(): Promise<void>;
+  /** Closes the sender; `force` cuts off requests still in flight (their leases run out and they are sent again). */
+  close(options: { force: boolean }): Promise<void>;
+  /** Deliveries claimed and not yet recorded. */
+  readonly inFlight: number;
+}
+
+export interface CallbackDispatcherOptions {
+  db: Database;
+  sender: CallbackSender;
+  config: Pick<CallbackConfig, "timeoutSeconds" | "maxAttempts" | "retryBaseSeconds" | "retryMaxSeconds" | "concurrency">;
+  log: Logger;
+  /** Jitter source for the retry backoff; injected by deterministic tests. */
+  random: () => number;
+}
+
+/**
+ * Delivers callbacks from the durable state in the job row: claims due
+ * deliveries with a lease, POSTs each, and records the outcome fenced on the
+ * attempt number. A worker that dies mid-POST leaves the delivery to be sent
+ * again after its lease, so delivery is at-least-once.
+ */
+export function createCallbackDispatcher({ db, sender, config, log, random }: CallbackDispatcherOptions): CallbackDispatcher {
+  const leaseSeconds = lifecycle.callbackLeaseSeconds(config.timeoutSeconds);
+  const deliveries = new Set<Promise<void>>();
+  /** Room promised to claims in progress, so concurrent claims never exceed the concurrency. */
+  let reserved = 0;
+  let started = false;
+  let stopping = false;
+  /** Ends the claim loop's retry waits on stop. */
+  const stopClaiming = new AbortController();
+  const retryTimers = new Set<NodeJS.Timeout>();
+
+  async function deliver({ job, attempt }: CallbackDelivery): Promise<void> {
+    const deliveryLog = log.child({ job_id: job.job_id, callback_attempt: attempt });
+    const result = await sender.send(job);
+    const outcome = lifecycle.decideCallbackOutcome(result, {
+      attempt,
+      maxAttempts: config.maxAttempts,
+      backoff: { baseSeconds: config.retryBaseSeconds, maxSeconds: config.retryMaxSeconds },
+      random,
+    });
+    try {
+      const recorded = await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt, outcome });
+      if (!recorded) deliveryLog.warn("delivery outcome not recorded: its lease ran out and another attempt owns it");
+    } catch (error) {
+      // The lease runs out and the attempt is made again: at-least-once, which the stable webhook-id lets receivers absorb.
+      logDbError(log, error, "recording a callback attempt");
+      return;
+    }
+    if (outcome.kind === "delivered") deliveryLog.info({ status: result.ok ? result.status : undefined }, "callback delivered");
+    else if (outcome.kind === "failed") deliveryLog.warn({ error: outcome.error }, "callback failed for good");
+    else {
+      deliveryLog.info({ error: outcome.error, retryInSeconds: outcome.delaySeconds }, "callback attempt failed; will retry");
+      if (started && !stopping) {
+        // The poll would find it too; this keeps short retry delays short.
+        const timer = setTimeout(() => {
+          retryTimers.delete(timer);
+          deliveryLoop.wake();
+        }, outcome.delaySeconds * 1000 + 10);
+        retryTimers.add(timer);
+      }
+    }
+  }
+
+  function room(): number {
+    return config.concurrency - deliveries.size - reserved;
+  }
+
+  async function claimDeliveries(now?: Date): Promise<Promise<void>[]> {
+    const free = room();
+    if (free <= 0) return [];
+    reserved += free;
+    let due: CallbackDelivery[];
+    try {
+      due = await jobs.claimDueCallbacks(db, { limit: free, leaseSeconds, ...(now ? { now } : {}) });
+    } finally {
+      reserved -= free;
+    }
+    return due.map((delivery) => {
+      const sending: Promise<void> = deliver(delivery)
+        .catch((error: unknown) => log.error({ err: error, job_id: delivery.job.job_id }, "callback delivery failed unexpectedly"))
+        .finally(() => {
+          deliveries.delete(sending);
+          void deliveryLoop.run();
+        });
+      deliveries.add(sending);
+      return sending;
+    });
+  }
+
+  const deliveryLoop = createClaimLoop({
+    room,
+    claim: async () => (await claimDeliveries()).length,
+    isActive: () => started && !stopping,
+    signal: stopClaiming.signal,
+    onError: (error, retryInMs) => logDbError(log, error, "claiming callback deliveries", retryInMs),
+  });
+
+  return {
+    start() {
+      started = true;
+      deliveryLoop.wake();
+    },
+    wake: deliveryLoop.wake,
+    async deliverDueOnce({ now }: { now?: Date } = {}) {
+      const sending = await claimDeliveries(now);
+      await Promise.all(sending);
+      return sending.length;
+    },
+    stop() {
+      stopping = true;
+      stopClaiming.abort();
+      for (const timer of retryTimers) clearTimeout(timer);
+    },
+    async settled() {
+      await Promise.all(deliveries);
+    },
+    async close({ force }) {
+      await sender.close({ force }).catch((error: unknown) => log.debug({ err: error }, "closing the callback agent"));
+    },
+    get inFlight() {
+      return deliveries.size;
+    },
+  };
+}

@@ -1,0 +1,232 @@
+import type { Job, ResponseIX } from "@ix/contracts";
+import { type Completion, type Database, isTransientDbError, jobs } from "@ix/store";
+import type { Logger } from "pino";
+import { createClaimLoop } from "../claim-loop";
+import type { WorkerConfig } from "../config";
+import { logDbError, retryWhileDbAway } from "../db-retry";
+import { type PipelineRegistry, runPipeline } from "../pipeline";
+
+export interface JobRunner {
+  /** Begins claiming: from now on the claim loop runs whenever it is woken and slots are free. */
+  start(): void;
+  /** Jobs may be waiting (a NOTIFY, the poll, a rescue). */
+  wake(): void;
+  /** One claim of up to the free slots; resolves when those jobs are finished and stored. Returns how many were claimed. */
+  runOnce(): Promise<number>;
+  /** Stops claiming; the jobs in flight carry on. */
+  stop(): void;
+  /** Resolves when the jobs in flight now are finished and stored. */
+  settled(): Promise<void>;
+  /**
+   * The grace period is over: cuts off running pipelines, leaves queued jobs
+   * unstarted and gives up storing, so every job in flight stays `running` for
+   * the rescuer. Returns how many jobs that abandoned.
+   */
+  abandon(): number;
+  /** Jobs claimed and not yet stored. */
+  readonly inFlight: number;
+}
+
+export interface JobRunnerOptions {
+  db: Database;
+  registry: PipelineRegistry;
+  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds">;
+  log: Logger;
+  /** Finished jobs with a callback_url were stored: their deliveries are due. */
+  onCallbacksDue(): void;
+}
+
+/**
+ * Claims pending jobs in batches up to its free slots (running, queued and
+ * not-yet-stored jobs all count), runs each through its pipeline, and stores
+ * the responses of one tick in one fenced statement.
+ */
+export function createJobRunner({ db, registry, config, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
+  /** Claimed jobs not yet stored, with the controller `abandon` aborts. */
+  const active = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  /** Slots promised to claims in progress, so concurrent claims never exceed the free slots. */
+  let reserved = 0;
+  let started = false;
+  let stopping = false;
+  /** Ends the claim loop's retry waits on stop. */
+  const stopClaiming = new AbortController();
+  /** Ends store retries when the grace period is over. */
+  const hardStop = new AbortController();
+
+  // ---- completions, batched: every completion of one tick goes in one statement ----
+
+  type Pending = { completion: Completion; job: Job; resolve(applied: boolean): void };
+  let buffer: Pending[] = [];
+  let flushing: Promise<void> | null = null;
+
+  /** Queues a completion for this tick's statement; resolves with whether it applied (false: fenced out). */
+  function complete(job: Job, response: ResponseIX): Promise<boolean> {
+    return new Promise((resolve) => {
+      buffer.push({ completion: { jobId: job.job_id, attempts: job.attempts, response }, job, resolve });
+      if (!flushing) flushing = new Promise<void>((r) => setImmediate(r)).then(flush);
+    });
+  }
+
+  async function flush(): Promise<void> {
+    while (buffer.length > 0) {
+      const batch = buffer;
+      buffer = [];
+      const applied = await storeCompletions(batch.map((p) => p.completion));
+      let callbacks = false;
+      for (const p of batch) {
+        const ok = applied.has(p.completion.jobId);
+        if (ok && p.job.callback_url !== null) callbacks = true;
+        p.resolve(ok);
+      }
+      if (callbacks) onCallbacksDue();
+    }
+    flushing = null;
+  }
+
+  /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
+  async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
+    try {
+      const applied = await retryWhileDbAway(() => jobs.markDoneMany(db, completions), {
+        signal: hardStop.signal,
+        retryable: isTransientDbError,
+        onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
+      });
+      return new Set(applied);
+    } catch (error) {
+      log.error({ err: error, jobIds: completions.map((c) => c.jobId) }, "storing responses failed; the jobs stay running for the rescuer");
+      return new Set();
+    }
+  }
+
+  // ---- pipeline slots ----
+
+  // Pipelines run at most `concurrency` at once; claimed jobs beyond that
+  // (prefetch) wait here for a slot. A slot frees when the pipeline returns,
+  // not when its response is stored, so storing never idles a slot.
+  let runningPipelines = 0;
+  const slotWaiters: Array<() => void> = [];
+
+  function acquirePipelineSlot(): Promise<void> {
+    if (runningPipelines < config.concurrency) {
+      runningPipelines++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => slotWaiters.push(resolve));
+  }
+
+  function releasePipelineSlot(): void {
+    const next = slotWaiters.shift();
+    if (next) next();
+    else runningPipelines--;
+  }
+
+  // ---- jobs ----
+
+  function startJob(job: Job): Promise<void> {
+    const abort = new AbortController();
+    const jobLog = log.child({ job_id: job.job_id, use_case: job.request.use_case, attempt: job.attempts + 1 });
+    const done = (async () => {
+      await acquirePipelineSlot();
+      let response: ResponseIX;
+      try {
+        // Abandoned while queued: never started, left `running` for the rescuer.
+        if (abort.signal.aborted) return;
+        response = await runPipeline({
+          job,
+          registry,
+          timeoutMs: config.pipelineTimeoutSeconds * 1000,
+          log: jobLog,
+          signal: abort.signal,
+        });
+      } finally {
+        releasePipelineSlot();
+      }
+      // Cut off by a hard stop: the run did not finish, so nothing is stored.
+      if (abort.signal.aborted) return;
+      const applied = await complete(job, response);
+      if (!applied) jobLog.warn("response not stored: the job was swept and re-run or finished meanwhile (fenced)");
+      else if (response.error !== null) jobLog.info({ error: response.error }, "job ended error");
+      else jobLog.debug("job done");
+    })()
+      .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer"))
+      .finally(() => {
+        active.delete(job.job_id);
+        if (!stopping) scheduleFill();
+      });
+    active.set(job.job_id, { done, abort });
+    return done;
+  }
+
+  /** Jobs this runner may still claim: running, queued and not-yet-stored jobs all count. */
+  function freeSlots(): number {
+    return config.concurrency + config.prefetch - active.size - reserved;
+  }
+
+  /** Claims up to `limit` jobs (within the free slots) and starts them; returns their completions. */
+  async function claimAndStart(limit: number): Promise<Promise<void>[]> {
+    const want = Math.min(limit, freeSlots());
+    if (want <= 0) return [];
+    reserved += want;
+    try {
+      const claimed = await jobs.claimPending(db, { limit: want });
+      reserved -= want;
+      return claimed.map(startJob);
+    } catch (error) {
+      reserved -= want;
+      throw error;
+    }
+  }
+
+  const claimLoop = createClaimLoop({
+    room: () => {
+      // With a local queue, refill once it is half drained: each claim fetches a
+      // large batch, and arrives before the pipelines run out of queued jobs.
+      if (config.prefetch > 0 && slotWaiters.length >= Math.max(config.concurrency, config.prefetch / 2)) return 0;
+      return freeSlots(); // a finishing job runs the loop again
+    },
+    claim: async (limit) => (await claimAndStart(limit)).length,
+    isActive: () => started && !stopping,
+    signal: stopClaiming.signal,
+    onError: (error, retryInMs) => logDbError(log, error, "claiming jobs", retryInMs),
+  });
+
+  // Jobs stored in one flush finish in the same tick: one claim refills all their slots.
+  let fillScheduled = false;
+  function scheduleFill(): void {
+    if (fillScheduled) return;
+    fillScheduled = true;
+    setImmediate(() => {
+      fillScheduled = false;
+      void claimLoop.run();
+    });
+  }
+
+  return {
+    start() {
+      started = true;
+      claimLoop.wake();
+    },
+    wake: claimLoop.wake,
+    async runOnce() {
+      const running = await claimAndStart(freeSlots());
+      await Promise.all(running);
+      return running.length;
+    },
+    stop() {
+      stopping = true;
+      stopClaiming.abort();
+    },
+    async settled() {
+      await Promise.all([...active.values()].map((a) => a.done));
+    },
+    abandon() {
+      const abandoned = active.size;
+      hardStop.abort();
+      for (const { abort } of active.values()) abort.abort(new Error("worker shutting down"));
+      return abandoned;
+    },
+    get inFlight() {
+      return active.size;
+    },
+  };
+}

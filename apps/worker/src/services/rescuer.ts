@@ -1,0 +1,71 @@
+import { type Database, jobs, lifecycle } from "@ix/store";
+import type { Logger } from "pino";
+import type { WorkerConfig } from "../config";
+import { logDbError } from "../db-retry";
+
+export interface Rescue {
+  /** Back to `pending`, to be run again. */
+  requeued: string[];
+  /** Out of attempts: ended `error` with a response saying why. */
+  failed: string[];
+}
+
+export interface Rescuer {
+  /** Rescues once now, then every interval; resolves after the first pass (a failed pass is logged, not thrown). */
+  start(): Promise<void>;
+  stop(): void;
+  /** One pass over the orphaned running jobs. */
+  runOnce(options?: { now?: Date }): Promise<Rescue>;
+}
+
+export interface RescuerOptions {
+  db: Database;
+  config: Pick<WorkerConfig, "pipelineTimeoutSeconds" | "maxAttempts" | "sweepIntervalSeconds">;
+  log: Logger;
+  /** Jobs went back to `pending`. */
+  onRequeued(): void;
+  /** Jobs ended `error`: those with a callback_url have deliveries due. */
+  onFailed(): void;
+}
+
+/**
+ * Recovers jobs whose worker died: a `running` row older than the orphan
+ * horizon goes back to `pending`, or ends `error` once out of attempts. Any
+ * worker's rescuer may take any worker's orphans.
+ */
+export function createRescuer({ db, config, log, onRequeued, onFailed }: RescuerOptions): Rescuer {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  async function runOnce({ now }: { now?: Date } = {}): Promise<Rescue> {
+    const rescued = await jobs.sweepOrphans(db, {
+      horizonSeconds: lifecycle.orphanHorizonSeconds(config.pipelineTimeoutSeconds),
+      maxAttempts: config.maxAttempts,
+      ...(now ? { now } : {}),
+    });
+    if (rescued.requeued.length > 0 || rescued.failed.length > 0) log.warn(rescued, "rescued orphaned jobs");
+    if (rescued.requeued.length > 0) onRequeued();
+    if (rescued.failed.length > 0) onFailed();
+    return rescued;
+  }
+
+  async function runLogged(): Promise<void> {
+    try {
+      await runOnce();
+    } catch (error) {
+      logDbError(log, error, "rescuing orphaned jobs");
+    }
+  }
+
+  return {
+    async start() {
+      await runLogged();
+      if (!stopped) timer = setInterval(() => void runLogged(), config.sweepIntervalSeconds * 1000);
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+    runOnce,
+  };
+}
