@@ -21,7 +21,7 @@ export class CallbackTargetRefusedError extends Error {
 
 /**
  * A connector that resolves the host itself, refuses the connection if any
- * resolved address is non-public (spec §5), and then connects to the checked
+ * resolved address is non-public, and then connects to the checked
  * address, so no second DNS answer (rebinding) can slip in between the check
  * and the connect. The peer address of the open socket is checked once more.
  */

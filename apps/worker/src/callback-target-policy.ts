@@ -1,7 +1,7 @@
 import { BlockList, isIP } from "node:net";
 
 /**
- * Which addresses a callback may connect to (spec §5): only public ones,
+ * Which addresses a callback may connect to: only public ones,
  * unless IX_CALLBACK_ALLOWED_HOSTS names the host or a range holding the
  * address. The check runs on the address actually connected to (see
  * callback-agent.ts), so a public-looking hostname that resolves to an

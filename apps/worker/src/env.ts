@@ -5,7 +5,7 @@ import { DEFAULT_WORKER_CONFIG as D, type WorkerConfig } from "./config";
 import { parseWebhookSecret } from "./webhook-signature";
 
 /**
- * The worker's environment (spec §7), parsed once at start-up. process.env is
+ * The worker's environment, parsed once at start-up. process.env is
  * read nowhere else in this package.
  */
 export const WorkerEnv = z.object({

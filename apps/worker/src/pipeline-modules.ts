@@ -36,7 +36,7 @@ function locate(specifier: string, baseDir: string): string {
 }
 
 /**
- * Loads pipelines from modules (spec §5): each must default-export one
+ * Loads pipelines from modules: each must default-export one
  * pipeline or an array of them. Fails on the first bad entry, naming it,
  * so a worker never starts without a pipeline its operator asked for.
  */

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 
 /**
- * Standard Webhooks signing (https://www.standardwebhooks.com, spec §5).
+ * Standard Webhooks signing (https://www.standardwebhooks.com).
  * The key is `whsec_` + base64 of the secret bytes; the signature is
  * `v1,` + base64(HMAC-SHA256(secret bytes, `${id}.${timestamp}.${body}`)).
  */

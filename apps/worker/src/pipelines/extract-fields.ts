@@ -57,7 +57,7 @@ function codePoints(text: string, from: number, to: number): number {
 }
 
 /**
- * The reference pipeline (spec §5): every non-empty match of each field's
+ * The reference pipeline: every non-empty match of each field's
  * pattern over `context.texts`. Zero-length matches (e.g. `\d*` between
  * digits) are skipped: they carry no value and would report every position.
  * A pattern that runs past MATCH_BUDGET_MS on one text is an error naming the field.

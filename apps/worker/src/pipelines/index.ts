@@ -3,7 +3,7 @@ import { extractFields } from "./extract-fields";
 
 export { extractFields, ExtractFieldsOptions, type FieldMatch } from "./extract-fields";
 
-/** The pipelines every worker registers (spec §5). */
+/** The pipelines every worker registers. */
 export function builtinPipelines(): AnyPipeline[] {
   return [extractFields];
 }
