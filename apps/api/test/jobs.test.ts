@@ -1,6 +1,6 @@
 import { Job, JobList } from "@ix/contracts";
 import { jobs } from "@ix/store";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount } from "./fixtures";
 

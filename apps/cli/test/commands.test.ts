@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jobs, sql } from "@ix/store";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
 import { runIx } from "./run-ix";
 

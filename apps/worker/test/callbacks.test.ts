@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { type Database, jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
 import { builtinPipelines, createWorker, type Worker } from "../src";

@@ -1,5 +1,5 @@
 import type { Job } from "@ix/contracts";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { jobs, sql } from "@ix/store";
 import { Webhook } from "standardwebhooks";
 import { describe, expect } from "vitest";

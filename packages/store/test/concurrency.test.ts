@@ -1,7 +1,6 @@
 import { describe, expect } from "vitest";
 import { jobs, sql } from "../src";
-import { test } from "../src/testing";
-import { request } from "./fixtures";
+import { request, test } from "./fixtures";
 
 // Every claim here runs on its own pooled connection at the same time as the
 // others: these are real concurrent transactions, not interleaved promises on one socket.

@@ -1,7 +1,6 @@
 import { describe, expect } from "vitest";
 import { InvalidCursorError, jobs, sql } from "../src";
-import { test } from "../src/testing";
-import { later, request, responseFor } from "./fixtures";
+import { later, request, responseFor, test } from "./fixtures";
 
 describe("insertPending", () => {
   test("creates a pending job with a fresh ix_id, ignoring the client's", async ({ database: { db } }) => {

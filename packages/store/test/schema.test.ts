@@ -2,8 +2,7 @@ import { pushSchema } from "drizzle-kit/api";
 import { describe, expect } from "vitest";
 import { connect, jobs, loadMigrations, migrateDown, migrateUp, migrationStatus, sql } from "../src";
 import * as schema from "../src/schema";
-import { createTestDatabase, test } from "../src/testing";
-import { request, sqlState } from "./fixtures";
+import { createTestDatabase, request, sqlState, test } from "./fixtures";
 
 const validRequest = (id: string) =>
   JSON.stringify({ use_case: "x", ix_client_id: "c", request_id: id, context: { texts: ["t"] }, options: {} });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { test as base, inject } from "vitest";
-import { connect, type Database, type PoolOptions } from "../db";
+import { connect, type Database, type PoolOptions } from "@ix/store";
 import { adminQuery, databaseUrl, quoteIdent } from "./admin";
 import "./provided";
 
