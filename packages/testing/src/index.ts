@@ -69,3 +69,5 @@ export const test = base.extend<{ database: TestDatabase }>({
 export { expect, describe } from "vitest";
 export { waitFor } from "./wait";
 export { sampleRequest } from "./sample-request";
+export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs";
+export { provisionTestServer, type TestServer } from "./provision";
