@@ -110,12 +110,12 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     flushing = null;
   }
 
-  /** markDoneMany, retried while the database is away; gives up only at a hard stop (the sweeper then recovers the jobs). */
+  /** completeMany, retried while the database is away; gives up only at a hard stop (the sweeper then recovers the jobs). */
   async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
     let delay = FIRST_DB_RETRY_MS;
     for (;;) {
       try {
-        return new Set(await jobs.markDoneMany(db, completions));
+        return new Set(await jobs.completeMany(db, completions));
       } catch (error) {
         if (!isTransientDbError(error) || hardStop.signal.aborted) {
           log.error({ err: error, jobIds: completions.map((c) => c.jobId) }, "storing responses failed; the jobs stay running for the sweeper");
@@ -239,7 +239,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   // ---- sweeper ----
 
   async function sweepOnce({ now }: { now?: Date } = {}) {
-    const swept = await jobs.sweepOrphans(db, {
+    const swept = await jobs.rescueOrphans(db, {
       horizonSeconds: 2 * config.pipelineTimeoutSeconds,
       maxAttempts: config.maxAttempts,
       ...(now ? { now } : {}),
