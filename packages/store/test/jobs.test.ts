@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
 import { InvalidCursorError, jobs, sql } from "../src";
-import { callbackState, later, request, responseFor, test } from "./fixtures";
+import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures";
 
 describe("insertPending", () => {
   test("creates a pending job with a fresh ix_id, ignoring the client's", async ({ database: { db } }) => {
@@ -258,6 +258,58 @@ describe("rescueOrphans", () => {
     const due = await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30, now: later(7200) });
     expect(due.map((d) => d.job.job_id)).toEqual([job.job_id]);
     expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
+  });
+
+  test("a given-up orphan keeps its started_at to the microsecond; its callback is due when it finished", async ({
+    database: { db },
+  }) => {
+    const orphan = await insertJob(db, {
+      status: "running",
+      attempts: 2,
+      startedAt: new Date(Date.now() - 3_600_000),
+      callbackUrl: "https://hooks.example/a",
+    });
+    await db.execute(sql`update ix_jobs set started_at = started_at + interval '123 microseconds' where job_id = ${orphan.job_id}`);
+    const times = () =>
+      db.execute<{ started: string; finished: string | null; due: string | null }>(
+        sql`select started_at::text as started, finished_at::text as finished, callback_next_attempt_at::text as due
+            from ix_jobs where job_id = ${orphan.job_id}`,
+      );
+    const before = (await times()).rows[0]!;
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3 })).toEqual({ requeued: [], failed: [orphan.job_id] });
+    const after = (await times()).rows[0]!;
+    expect(after.started).toBe(before.started);
+    expect(after.finished).not.toBeNull();
+    expect(after.due).toBe(after.finished);
+    const failed = (await jobs.get(db, orphan.job_id))!;
+    expect(failed.response?.metadata).toMatchObject({ started_at: failed.started_at, finished_at: failed.finished_at, attempt: 3 });
+  });
+
+  test("inside a caller's transaction it applies or rolls back with it", async ({ database: { db } }) => {
+    const orphan = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    await expect(
+      db.transaction(async (tx) => {
+        expect((await jobs.rescueOrphans(tx, { horizonSeconds: 60, maxAttempts: 3 })).requeued).toEqual([orphan.job_id]);
+        throw new Error("caller aborts");
+      }),
+    ).rejects.toThrow("caller aborts");
+    expect(await jobs.get(db, orphan.job_id)).toEqual(orphan);
+    const rescued = await db.transaction((tx) => jobs.rescueOrphans(tx, { horizonSeconds: 60, maxAttempts: 3 }));
+    expect(rescued.requeued).toEqual([orphan.job_id]);
+  });
+
+  test("skips an orphan another transaction holds, without waiting for it", async ({ database: { db } }) => {
+    const held = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    const free = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select 1 from ix_jobs where job_id = ${held.job_id} for update`);
+      const result = await db.transaction(async (other) => {
+        await other.execute(sql`set local lock_timeout = '5s'`);
+        return jobs.rescueOrphans(other, { horizonSeconds: 60, maxAttempts: 3 });
+      });
+      expect(result).toEqual({ requeued: [free.job_id], failed: [] });
+    });
+    expect((await jobs.get(db, held.job_id))?.status).toBe("running");
   });
 });
 
