@@ -85,9 +85,9 @@ function literal(value: unknown): string {
  * returning …, pg_notify(…)`. One array parameter per column rather than a
  * VALUES row per item, so the statement's text and parameters are the same at
  * any batch size and nothing is built per row; `with ordinality … order by`
- * keeps key order. Built once per executor and run as a prepared statement:
- * building it through Drizzle costs more than the rest of a small batch's
- * work in this process (see BENCHMARKS.md).
+ * keeps key order. Built once per executor and run as a prepared statement, so
+ * Drizzle's query building, costly on the API's hot path (BENCHMARKS.md), is
+ * not paid per batch.
  */
 function prepareInsert(db: Executor) {
   const batch = sql`unnest(

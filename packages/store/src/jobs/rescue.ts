@@ -1,3 +1,4 @@
+import { ResponseIX } from "@ix/contracts";
 import { and, eq, getTableColumns, lt, sql } from "drizzle-orm";
 import type { Executor } from "../db";
 import { decideOrphan } from "../lifecycle";
@@ -81,7 +82,7 @@ export async function rescueOrphans(
       columns.attempts.push(row.attempts + 1);
       columns.startedAt.push(failed ? row.startedAtText : null);
       columns.finishedAt.push(failed ? row.nowText : null);
-      columns.response.push(failed ? JSON.stringify(decision.response) : null);
+      columns.response.push(failed ? JSON.stringify(ResponseIX.parse(decision.response)) : null);
       columns.callbackNextAttemptAt.push(failed && row.callbackUrl !== null ? row.nowText : null);
     }
     const applied = await tx.execute<{ job_id: string; status: "pending" | "error" }>(sql`
