@@ -5,7 +5,7 @@ import { defineConfig, type ViteUserConfig } from "vitest/config";
 /**
  * The one vitest configuration every package uses. Packages with database
  * tests get the global setup that provisions PostgreSQL once per run and a
- * migrated template (see packages/store/src/testing). Under CI a JSON report
+ * migrated template (see packages/testing). Under CI a JSON report
  * per package lands in .ci-results/ so .ci/run can print the totals.
  */
 export function defineIxConfig(packageDir: string, { database }: { database: boolean }): ViteUserConfig {
@@ -13,7 +13,7 @@ export function defineIxConfig(packageDir: string, { database }: { database: boo
   return defineConfig({
     test: {
       include: ["test/**/*.test.ts"],
-      globalSetup: database ? [fileURLToPath(import.meta.resolve("./packages/store/src/testing/global-setup.ts"))] : [],
+      globalSetup: database ? [fileURLToPath(import.meta.resolve("./packages/testing/src/global-setup.ts"))] : [],
       testTimeout: 60_000,
       hookTimeout: 120_000,
       reporters: process.env.CI ? ["default", "json"] : ["default"],

@@ -1,5 +1,5 @@
 import { Job } from "@ix/contracts";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { apiConfig, buildApp } from "../src";
 import { body, jobCount } from "./fixtures";

@@ -1,5 +1,5 @@
 import { migrateDown } from "@ix/store";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { apiConfig, buildApp } from "../src";
 import { appFor, body, expectProblem, jobCount } from "./fixtures";

@@ -1,5 +1,5 @@
 import { Problem } from "@ix/contracts";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import fc from "fast-check";
 import { describe, expect } from "vitest";
 import { apiConfig, buildApp, type ApiApp } from "../src";

@@ -1,6 +1,6 @@
 import { Job, JobList } from "@ix/contracts";
 import { jobs } from "@ix/store";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount } from "./fixtures";
 
@@ -96,7 +96,7 @@ describe("POST /jobs", () => {
     try {
       const sent = body();
       await app.inject({ method: "POST", url: "/jobs", payload: sent });
-      const claimed = await jobs.claimNextPending(db);
+      const [claimed] = await jobs.claimPending(db, { limit: 1 });
       const again = await app.inject({ method: "POST", url: "/jobs", payload: sent });
       expect(again.statusCode).toBe(200);
       expect(asJob(again)).toEqual(claimed);
@@ -211,7 +211,7 @@ describe("GET /jobs (list)", () => {
       expect(pages).toBe(3);
       expect(seen).toEqual([...created].reverse());
 
-      const claimed = await jobs.claimNextPending(db);
+      const [claimed] = await jobs.claimPending(db, { limit: 1 });
       const running = JobList.parse(
         (await app.inject({ method: "GET", url: "/jobs", query: { client_id: "client-a", status: "running" } })).json(),
       );

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "@ix/contracts";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect, test as plainTest } from "vitest";
 import { ApiEnv, apiConfigFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src";
 import { KEYS } from "./fixtures";

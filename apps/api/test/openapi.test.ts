@@ -1,5 +1,5 @@
 import { compileErrors, dereference, validate } from "@readme/openapi-parser";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import type { OpenAPIV3_1 } from "openapi-types";

@@ -26,7 +26,7 @@ describe("database stopped and restarted under the API", () => {
   test("answers 503 with Retry-After while it is down, and serves the same data once it is back", { timeout: 120_000 }, async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "ix-api-outage-"));
     const port = await freePort();
-    const start = () => provisionPostgres({ dataDir, port, persistent: true, docker: false });
+    const start = () => provisionPostgres({ dataDir, port, persistent: true });
     let server: ProvisionedPostgres | undefined = await start();
     expect(server.kind).toBe("embedded");
     const db = connect(server.url, { max: 4, connectionTimeoutMillis: 1_000, statementTimeoutMillis: 2_000 });

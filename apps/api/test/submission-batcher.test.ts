@@ -1,7 +1,7 @@
 import type { RequestIX } from "@ix/contracts";
 import { connect, isTransientDbError, sql, type Database } from "@ix/store";
 import { freePort } from "@ix/store/provision";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher";
 import { body } from "./fixtures";

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jobs, sql } from "@ix/store";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
 import { runIx } from "./run-ix";
 
@@ -72,7 +72,7 @@ describe("migrate", () => {
     const up = await runIx(["migrate", "up"], env);
     expect(up.code).toBe(0);
     expect(up.stdout).toContain("applied: 0000_init");
-    expect(await jobs.claimNextPending(db)).toBeNull();
+    expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
   });
 });
 
@@ -91,7 +91,7 @@ describe("prune", () => {
     const claimed = await jobs.claimPending(db, { limit: 4 });
     for (const job of claimed.slice(0, 3)) {
       const now = new Date().toISOString();
-      await jobs.markDone(db, {
+      await jobs.completeMany(db, [{
         jobId: job.job_id,
         attempts: 0,
         response: {
@@ -103,7 +103,7 @@ describe("prune", () => {
           result: null,
           metadata: { pipeline: "extract_fields", started_at: now, finished_at: now, duration_ms: 0, attempt: 1 },
         },
-      });
+      }]);
     }
     await db.execute(sql`update ix_jobs set finished_at = now() - interval '8 days' where request_id in ('old-done', 'old-error')`);
     await db.execute(sql`update ix_jobs set started_at = now() - interval '8 days' where request_id = 'old-running'`);

@@ -10,7 +10,7 @@ import { REPOSITORY_ROOT } from "../src/repository";
 // variable the schemas read, and the defaults they apply, so it cannot drift.
 
 const schemas: Array<z.ZodObject> = [ApiEnv, WorkerEnv, CliEnv];
-const TEST_ONLY = ["IX_TEST_DATABASE_URL"]; // read by the test harness (packages/store/src/testing/env.ts)
+const TEST_ONLY = ["IX_TEST_DATABASE_URL"]; // read by the test harness (packages/testing/src/env.ts)
 
 async function readmeTable(): Promise<Map<string, string>> {
   const readme = await readFile(`${REPOSITORY_ROOT}/README.md`, "utf8");

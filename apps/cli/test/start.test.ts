@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "@ix/store/provision";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { exited, runIx, spawnIx, waitForOutput } from "./run-ix";
 

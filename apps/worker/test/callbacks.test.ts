@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { test } from "@ix/store/testing";
+import { callbackState, test } from "@ix/testing";
 import { type Database, jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
 import { builtinPipelines, createWorker, type Worker } from "../src";
@@ -21,7 +21,7 @@ async function finalCallback(db: Database, jobId: string) {
   return waitFor(`callback of ${jobId} to settle`, async () => {
     const job = await jobs.get(db, jobId);
     if (!job?.callback_status) return undefined;
-    return { status: job.callback_status, ...(await jobs.getCallbackState(db, jobId)) };
+    return { status: job.callback_status, ...(await callbackState(db, jobId)) };
   });
 }
 
@@ -162,7 +162,7 @@ describe("durable delivery", () => {
       await first.runOnce();
       expect(await first.deliverDueOnce()).toBe(1);
       await first.stop({ graceSeconds: 1 });
-      const state = await jobs.getCallbackState(db, job.job_id);
+      const state = await callbackState(db, job.job_id);
       expect(state).toMatchObject({ attempts: 1, lastError: "HTTP 502" });
       expect(state?.nextAttemptAt).not.toBeNull();
 

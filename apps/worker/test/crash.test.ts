@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { jobs } from "@ix/store";
 import { describe, expect } from "vitest";
 import { createWorker, definePipeline } from "../src";

@@ -1,4 +1,4 @@
-import { test } from "@ix/store/testing";
+import { test } from "@ix/testing";
 import { sql } from "@ix/store";
 import { describe, expect } from "vitest";
 import { createWorker, definePipeline } from "../src";

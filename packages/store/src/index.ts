@@ -1,12 +1,12 @@
 export * from "./db";
 export * from "./errors";
-export * as jobs from "./jobs";
-export { PENDING_CHANNEL, InvalidCursorError, type CallbackDelivery, type CallbackOutcome, type Completion } from "./jobs";
+export * as jobs from "./jobs/index";
+export { PENDING_CHANNEL, InvalidCursorError, type CallbackDelivery, type Completion } from "./jobs/index";
 export * from "./migrate";
 export { ixJobs, type JobRow } from "./schema";
-// Re-exported so apps build queries and LISTEN without importing drizzle-orm or pg themselves (spec §1).
+// Re-exported so apps build queries and LISTEN without importing drizzle-orm or pg themselves.
 export { sql } from "drizzle-orm";
 export { default as pg } from "pg";
 export * as lifecycle from "./lifecycle";
-export type { CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
+export type { CallbackOutcome, CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
 export { logSafeError, logSerializers, type LoggedError } from "./log-safe-error";

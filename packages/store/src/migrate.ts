@@ -7,7 +7,7 @@ import type { Database } from "./db";
 
 /**
  * Applies the drizzle-kit migrations in `drizzle/` and their hand-written
- * `drizzle/down/` scripts (spec §4). drizzle-kit's own migrator has no down,
+ * `drizzle/down/` scripts. drizzle-kit's own migrator has no down,
  * so ix keeps its ledger in `ix_schema_migrations`.
  */
 

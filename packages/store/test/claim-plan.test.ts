@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
 import { jobs, sql } from "../src";
-import { test } from "../src/testing";
+import { test } from "./fixtures";
 
 describe("the claim statement", () => {
   test("the claim statement fetches the locked rows by primary key, not by scanning the table", async ({ database: { db } }) => {

@@ -1,7 +1,6 @@
 import { describe, expect } from "vitest";
 import { jobs, sql } from "../src";
-import { test } from "../src/testing";
-import { request } from "./fixtures";
+import { request, test } from "./fixtures";
 
 // Every claim here runs on its own pooled connection at the same time as the
 // others: these are real concurrent transactions, not interleaved promises on one socket.
@@ -35,8 +34,8 @@ describe("SKIP LOCKED", () => {
     const first = (await jobs.insertPending(db, { request: request() })).job;
     const second = (await jobs.insertPending(db, { request: request() })).job;
     await db.transaction(async (tx) => {
-      const held = await jobs.claimNextPending(tx);
-      expect(held?.job_id).toBe(first.job_id);
+      const held = await jobs.claimPending(tx, { limit: 1 });
+      expect(held.map((j) => j.job_id)).toEqual([first.job_id]);
       // The sibling runs on another connection while this transaction still holds
       // the row lock. If it waited on the lock this statement would hit its timeout.
       const sibling = await db.transaction(async (other) => {
@@ -62,8 +61,7 @@ describe("SKIP LOCKED", () => {
         const mine: string[] = [];
         for (;;) {
           // Mix single and batch claims, as real workers do.
-          const batch = worker % 2 === 0 ? await jobs.claimPending(pool, { limit: 7 }) : [await jobs.claimNextPending(pool)];
-          const got = batch.filter((j) => j !== null);
+          const got = await jobs.claimPending(pool, { limit: worker % 2 === 0 ? 7 : 1 });
           if (got.length === 0) return mine;
           mine.push(...got.map((j) => j.job_id));
         }

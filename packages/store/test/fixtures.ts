@@ -1,7 +1,10 @@
 import type { Job, ResponseIX } from "@ix/contracts";
 
+// @ix/testing depends on @ix/store, so the store's own tests reach it by path:
+// declaring it as a dependency here would make the two packages a cycle.
+export { callbackState, createTestDatabase, insertJob, test } from "../../testing/src/index.ts";
 /** A valid request with a unique request_id unless one is given. */
-export { sampleRequest as request } from "../src/testing/sample-request";
+export { sampleRequest as request } from "../../testing/src/sample-request.ts";
 
 /** The response a pipeline run of `job` would store; `error` null means success. */
 export function responseFor(job: Job, error: string | null = null): ResponseIX {

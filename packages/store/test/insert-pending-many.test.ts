@@ -1,7 +1,6 @@
 import { describe, expect } from "vitest";
 import { jobs, pg, sql } from "../src";
-import { test } from "../src/testing";
-import { request } from "./fixtures";
+import { request, test } from "./fixtures";
 
 async function rowCount(db: Parameters<typeof jobs.get>[0]): Promise<number> {
   const result = await db.execute<{ n: number }>(sql`select count(*)::int as n from ix_jobs`);

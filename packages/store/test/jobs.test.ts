@@ -1,7 +1,7 @@
+import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
 import { InvalidCursorError, jobs, sql } from "../src";
-import { test } from "../src/testing";
-import { later, request, responseFor } from "./fixtures";
+import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures";
 
 describe("insertPending", () => {
   test("creates a pending job with a fresh ix_id, ignoring the client's", async ({ database: { db } }) => {
@@ -17,7 +17,7 @@ describe("insertPending", () => {
   test("a second insert of the same key returns the first row unchanged", async ({ database: { db } }) => {
     const req = request();
     const first = await jobs.insertPending(db, { request: req, callbackUrl: "https://a.example/hook" });
-    const claimed = await jobs.claimNextPending(db);
+    const [claimed] = await jobs.claimPending(db, { limit: 1 });
     const second = await jobs.insertPending(db, { request: req, callbackUrl: "https://b.example/hook" });
     expect(second.created).toBe(false);
     expect(second.job.job_id).toBe(first.job.job_id);
@@ -78,9 +78,9 @@ describe("get / getByCorrelation", () => {
     expect(await jobs.getByCorrelation(db, { clientId: req.ix_client_id, requestId: req.request_id })).toEqual(job);
     expect(job.request).toEqual({ ...req, ix_id: job.ix_id });
 
-    const running = (await jobs.claimNextPending(db))!;
-    const response = { ...responseFor(running), result: { fields: { total: [{ value: "10.00", text_index: 0, start: 1, end: 6 }] } } };
-    expect(await jobs.markDone(db, { jobId: job.job_id, attempts: 0, response })).toBe(true);
+    const [running] = await jobs.claimPending(db, { limit: 1 });
+    const response = { ...responseFor(running!), result: { fields: { total: [{ value: "10.00", text_index: 0, start: 1, end: 6 }] } } };
+    expect(await jobs.completeMany(db, [{ jobId: job.job_id, attempts: 0, response }])).toEqual([job.job_id]);
     const done = await jobs.get(db, job.job_id);
     expect(done?.response).toEqual(response);
   });
@@ -93,8 +93,8 @@ describe("get / getByCorrelation", () => {
 });
 
 describe("claim", () => {
-  test("an empty table yields null and an empty batch", async ({ database: { db } }) => {
-    expect(await jobs.claimNextPending(db)).toBeNull();
+  test("an empty table yields an empty batch", async ({ database: { db } }) => {
+    expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
     expect(await jobs.claimPending(db, { limit: 10 })).toEqual([]);
   });
 
@@ -102,13 +102,13 @@ describe("claim", () => {
     const inserted = [];
     for (let i = 0; i < 5; i++) inserted.push((await jobs.insertPending(db, { request: request() })).job);
     const claimed = [];
-    for (let i = 0; i < 5; i++) claimed.push(await jobs.claimNextPending(db));
-    expect(claimed.map((j) => j?.job_id)).toEqual(inserted.map((j) => j.job_id));
+    for (let i = 0; i < 5; i++) claimed.push(...(await jobs.claimPending(db, { limit: 1 })));
+    expect(claimed.map((j) => j.job_id)).toEqual(inserted.map((j) => j.job_id));
     for (const job of claimed) {
-      expect(job?.status).toBe("running");
-      expect(job?.started_at).not.toBeNull();
+      expect(job.status).toBe("running");
+      expect(job.started_at).not.toBeNull();
     }
-    expect(await jobs.claimNextPending(db)).toBeNull();
+    expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
   });
 
   test("a batch claim returns distinct rows, oldest first, at most limit", async ({ database: { db } }) => {
@@ -130,12 +130,12 @@ describe("claim", () => {
 });
 
 describe("completion", () => {
-  test("markDone with error null → done; with an error → error; markError → error", async ({ database: { db } }) => {
+  test("completion with error null → done; with an error → error", async ({ database: { db } }) => {
     for (let i = 0; i < 3; i++) await jobs.insertPending(db, { request: request() });
     const [a, b, c] = await jobs.claimPending(db, { limit: 3 });
-    expect(await jobs.markDone(db, { jobId: a!.job_id, attempts: 0, response: responseFor(a!) })).toBe(true);
-    expect(await jobs.markDone(db, { jobId: b!.job_id, attempts: 0, response: responseFor(b!, "pipeline failed") })).toBe(true);
-    expect(await jobs.markError(db, { jobId: c!.job_id, attempts: 0, response: responseFor(c!, "timed out") as never })).toBe(true);
+    expect(await jobs.completeMany(db, [{ jobId: a!.job_id, attempts: 0, response: responseFor(a!) }])).toEqual([a!.job_id]);
+    expect(await jobs.completeMany(db, [{ jobId: b!.job_id, attempts: 0, response: responseFor(b!, "pipeline failed") }])).toEqual([b!.job_id]);
+    expect(await jobs.completeMany(db, [{ jobId: c!.job_id, attempts: 0, response: responseFor(c!, "timed out") }])).toEqual([c!.job_id]);
     const [da, db_, dc] = await Promise.all([a, b, c].map((j) => jobs.get(db, j!.job_id)));
     expect(da?.status).toBe("done");
     expect(db_?.status).toBe("error");
@@ -144,57 +144,57 @@ describe("completion", () => {
     for (const job of [da, db_, dc]) expect(job?.finished_at).not.toBeNull();
   });
 
-  test("markError refuses a response without an error and changes nothing", async ({ database: { db } }) => {
+  test("the status comes from the response alone: a response without an error cannot end error", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
-    const job = (await jobs.claimNextPending(db))!;
-    await expect(jobs.markError(db, { jobId: job.job_id, attempts: 0, response: responseFor(job) as never })).rejects.toThrow(
-      TypeError,
-    );
-    expect((await jobs.get(db, job.job_id))?.status).toBe("running");
+    const [job] = await jobs.claimPending(db, { limit: 1 });
+    expect(await jobs.completeMany(db, [{ jobId: job!.job_id, attempts: 0, response: responseFor(job!) }])).toEqual([job!.job_id]);
+    const done = await jobs.get(db, job!.job_id);
+    expect(done?.status).toBe("done");
+    expect(done?.response?.error).toBeNull();
   });
 
   test("an invalid response is rejected before it reaches the row", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
-    const job = (await jobs.claimNextPending(db))!;
-    const bad = { ...responseFor(job), ix_id: "nope" };
-    await expect(jobs.markDone(db, { jobId: job.job_id, attempts: 0, response: bad })).rejects.toThrow(/ix_id/);
-    expect((await jobs.get(db, job.job_id))?.status).toBe("running");
+    const [job] = await jobs.claimPending(db, { limit: 1 });
+    const bad = { ...responseFor(job!), ix_id: "nope" };
+    await expect(jobs.completeMany(db, [{ jobId: job!.job_id, attempts: 0, response: bad }])).rejects.toThrow(/ix_id/);
+    expect((await jobs.get(db, job!.job_id))?.status).toBe("running");
   });
 
   test("a pending job cannot be completed", async ({ database: { db } }) => {
     const { job } = await jobs.insertPending(db, { request: request() });
-    expect(await jobs.markDone(db, { jobId: job.job_id, attempts: 0, response: responseFor(job) })).toBe(false);
+    expect(await jobs.completeMany(db, [{ jobId: job.job_id, attempts: 0, response: responseFor(job) }])).toEqual([]);
     expect((await jobs.get(db, job.job_id))?.status).toBe("pending");
   });
 
-  test("fencing: after sweep and reclaim the first claimer's completion applies to nothing", async ({ database: { db } }) => {
+  test("fencing: after rescue and reclaim the first claimer's completion applies to nothing", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
-    const firstRun = (await jobs.claimNextPending(db))!;
-    const swept = await jobs.sweepOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: later() });
-    expect(swept.requeued).toEqual([firstRun.job_id]);
-    const secondRun = (await jobs.claimNextPending(db))!;
+    const [firstRun] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
+    const rescued = await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: later() });
+    expect(rescued.requeued).toEqual([firstRun.job_id]);
+    const [secondRun] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
     expect(secondRun.attempts).toBe(1);
 
-    const stale = await jobs.markDone(db, { jobId: firstRun.job_id, attempts: firstRun.attempts, response: responseFor(firstRun, "stale") });
-    expect(stale).toBe(false);
+    const stale = await jobs.completeMany(db, [{ jobId: firstRun.job_id, attempts: firstRun.attempts, response: responseFor(firstRun, "stale") }]);
+    expect(stale).toEqual([]);
     expect(await jobs.get(db, firstRun.job_id)).toEqual(secondRun);
 
     const fresh = responseFor(secondRun);
-    expect(await jobs.markDone(db, { jobId: secondRun.job_id, attempts: secondRun.attempts, response: fresh })).toBe(true);
+    expect(await jobs.completeMany(db, [{ jobId: secondRun.job_id, attempts: secondRun.attempts, response: fresh }])).toEqual([secondRun.job_id]);
     const done = await jobs.get(db, secondRun.job_id);
     expect(done?.response).toEqual(fresh);
 
-    // Terminal rows never change status again: not by completion, sweep or claim.
-    expect(await jobs.markDone(db, { jobId: done!.job_id, attempts: 1, response: responseFor(secondRun, "again") })).toBe(false);
-    expect(await jobs.sweepOrphans(db, { horizonSeconds: 0, maxAttempts: 3, now: later() })).toEqual({ requeued: [], failed: [] });
-    expect(await jobs.claimNextPending(db)).toBeNull();
+    // Terminal rows never change status again: not by completion, rescue or claim.
+    expect(await jobs.completeMany(db, [{ jobId: done!.job_id, attempts: 1, response: responseFor(secondRun, "again") }])).toEqual([]);
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 0, maxAttempts: 3, now: later() })).toEqual({ requeued: [], failed: [] });
+    expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
     expect(await jobs.get(db, done!.job_id)).toEqual(done);
   });
 
-  test("markDoneMany applies per row and reports exactly the rows it changed", async ({ database: { db } }) => {
+  test("completeMany applies per row and reports exactly the rows it changed", async ({ database: { db } }) => {
     for (let i = 0; i < 4; i++) await jobs.insertPending(db, { request: request() });
     const claimed = await jobs.claimPending(db, { limit: 4 });
-    const applied = await jobs.markDoneMany(db, [
+    const applied = await jobs.completeMany(db, [
       { jobId: claimed[0]!.job_id, attempts: 0, response: responseFor(claimed[0]!) },
       { jobId: claimed[1]!.job_id, attempts: 7, response: responseFor(claimed[1]!) }, // wrong fence
       { jobId: claimed[2]!.job_id, attempts: 0, response: responseFor(claimed[2]!, "boom") },
@@ -205,31 +205,21 @@ describe("completion", () => {
   });
 });
 
-describe("updateCallbackStatus", () => {
-  test("changes callback_status and nothing else", async ({ database: { db } }) => {
-    const { job } = await jobs.insertPending(db, { request: request(), callbackUrl: "https://hooks.example/a" });
-    const running = (await jobs.claimNextPending(db))!;
-    expect(await jobs.updateCallbackStatus(db, { jobId: job.job_id, callbackStatus: "delivered" })).toBe(true);
-    expect(await jobs.get(db, job.job_id)).toEqual({ ...running, callback_status: "delivered" });
-    expect(await jobs.updateCallbackStatus(db, { jobId: "00000000-0000-4000-8000-000000000000", callbackStatus: "failed" })).toBe(false);
-  });
-});
-
-describe("sweepOrphans", () => {
+describe("rescueOrphans", () => {
   test("resets stale running rows and leaves fresh running, pending and terminal rows alone", async ({ database: { db } }) => {
     for (let i = 0; i < 3; i++) await jobs.insertPending(db, { request: request() });
     const [stale, terminal] = await jobs.claimPending(db, { limit: 2 });
-    await jobs.markDone(db, { jobId: terminal!.job_id, attempts: 0, response: responseFor(terminal!) });
+    await jobs.completeMany(db, [{ jobId: terminal!.job_id, attempts: 0, response: responseFor(terminal!) }]);
     // Backdate one running row past the horizon, on the database's clock.
     await db.execute(sql`update ix_jobs set started_at = now() - interval '10 minutes' where job_id = ${stale!.job_id}`);
     await jobs.insertPending(db, { request: request() });
-    const fresh = (await jobs.claimNextPending(db))!;
+    const [fresh] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
     const before = await db.execute(sql`select * from ix_jobs where job_id <> ${stale!.job_id} order by job_id`);
 
-    const result = await jobs.sweepOrphans(db, { horizonSeconds: 120, maxAttempts: 3 });
+    const result = await jobs.rescueOrphans(db, { horizonSeconds: 120, maxAttempts: 3 });
     expect(result).toEqual({ requeued: [stale!.job_id], failed: [] });
-    const swept = await jobs.get(db, stale!.job_id);
-    expect(swept).toMatchObject({ status: "pending", attempts: 1, started_at: null, finished_at: null, response: null });
+    const rescued = await jobs.get(db, stale!.job_id);
+    expect(rescued).toMatchObject({ status: "pending", attempts: 1, started_at: null, finished_at: null, response: null });
     const after = await db.execute(sql`select * from ix_jobs where job_id <> ${stale!.job_id} order by job_id`);
     expect(after.rows).toEqual(before.rows);
     expect((await jobs.get(db, fresh.job_id))?.status).toBe("running");
@@ -237,20 +227,20 @@ describe("sweepOrphans", () => {
 
   test("an explicit now decides what is stale", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
-    const job = (await jobs.claimNextPending(db))!;
+    const [job] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
     const startedAt = new Date(job.started_at!);
     const justBefore = new Date(startedAt.getTime() + 59_000);
-    expect(await jobs.sweepOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justBefore })).toEqual({ requeued: [], failed: [] });
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justBefore })).toEqual({ requeued: [], failed: [] });
     const justAfter = new Date(startedAt.getTime() + 61_000);
-    expect((await jobs.sweepOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justAfter })).requeued).toEqual([job.job_id]);
+    expect((await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justAfter })).requeued).toEqual([job.job_id]);
   });
 
   test("at IX_MAX_ATTEMPTS the orphan ends error with a response that says why", async ({ database: { db } }) => {
     const { job } = await jobs.insertPending(db, { request: request(), callbackUrl: "https://hooks.example/a" });
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const claimed = (await jobs.claimNextPending(db))!;
+      const [claimed] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
       expect(claimed.attempts).toBe(attempt - 1);
-      const result = await jobs.sweepOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: later() });
+      const result = await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: later() });
       expect(result).toEqual(attempt < 3 ? { requeued: [job.job_id], failed: [] } : { requeued: [], failed: [job.job_id] });
     }
     const failed = (await jobs.get(db, job.job_id))!;
@@ -267,7 +257,59 @@ describe("sweepOrphans", () => {
     // The failure is a terminal state, so its callback becomes due.
     const due = await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30, now: later(7200) });
     expect(due.map((d) => d.job.job_id)).toEqual([job.job_id]);
-    expect(await jobs.claimNextPending(db)).toBeNull();
+    expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
+  });
+
+  test("a given-up orphan keeps its started_at to the microsecond; its callback is due when it finished", async ({
+    database: { db },
+  }) => {
+    const orphan = await insertJob(db, {
+      status: "running",
+      attempts: 2,
+      startedAt: new Date(Date.now() - 3_600_000),
+      callbackUrl: "https://hooks.example/a",
+    });
+    await db.execute(sql`update ix_jobs set started_at = started_at + interval '123 microseconds' where job_id = ${orphan.job_id}`);
+    const times = () =>
+      db.execute<{ started: string; finished: string | null; due: string | null }>(
+        sql`select started_at::text as started, finished_at::text as finished, callback_next_attempt_at::text as due
+            from ix_jobs where job_id = ${orphan.job_id}`,
+      );
+    const before = (await times()).rows[0]!;
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3 })).toEqual({ requeued: [], failed: [orphan.job_id] });
+    const after = (await times()).rows[0]!;
+    expect(after.started).toBe(before.started);
+    expect(after.finished).not.toBeNull();
+    expect(after.due).toBe(after.finished);
+    const failed = (await jobs.get(db, orphan.job_id))!;
+    expect(failed.response?.metadata).toMatchObject({ started_at: failed.started_at, finished_at: failed.finished_at, attempt: 3 });
+  });
+
+  test("inside a caller's transaction it applies or rolls back with it", async ({ database: { db } }) => {
+    const orphan = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    await expect(
+      db.transaction(async (tx) => {
+        expect((await jobs.rescueOrphans(tx, { horizonSeconds: 60, maxAttempts: 3 })).requeued).toEqual([orphan.job_id]);
+        throw new Error("caller aborts");
+      }),
+    ).rejects.toThrow("caller aborts");
+    expect(await jobs.get(db, orphan.job_id)).toEqual(orphan);
+    const rescued = await db.transaction((tx) => jobs.rescueOrphans(tx, { horizonSeconds: 60, maxAttempts: 3 }));
+    expect(rescued.requeued).toEqual([orphan.job_id]);
+  });
+
+  test("skips an orphan another transaction holds, without waiting for it", async ({ database: { db } }) => {
+    const held = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    const free = await insertJob(db, { status: "running", startedAt: new Date(Date.now() - 3_600_000) });
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select 1 from ix_jobs where job_id = ${held.job_id} for update`);
+      const result = await db.transaction(async (other) => {
+        await other.execute(sql`set local lock_timeout = '5s'`);
+        return jobs.rescueOrphans(other, { horizonSeconds: 60, maxAttempts: 3 });
+      });
+      expect(result).toEqual({ requeued: [free.job_id], failed: [] });
+    });
+    expect((await jobs.get(db, held.job_id))?.status).toBe("running");
   });
 });
 
@@ -276,7 +318,7 @@ describe("callback delivery bookkeeping", () => {
     const { job } = await jobs.insertPending(db, { request: request(), callbackUrl: "https://hooks.example/a" });
     await jobs.insertPending(db, { request: request() }); // no callback_url: never due
     const claimed = await jobs.claimPending(db, { limit: 2 });
-    for (const c of claimed) await jobs.markDone(db, { jobId: c.job_id, attempts: 0, response: responseFor(c) });
+    for (const c of claimed) await jobs.completeMany(db, [{ jobId: c.job_id, attempts: 0, response: responseFor(c) }]);
 
     const first = await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30 });
     expect(first.map((d) => [d.job.job_id, d.attempt])).toEqual([[job.job_id, 1]]);
@@ -284,7 +326,7 @@ describe("callback delivery bookkeeping", () => {
     expect(await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30 })).toEqual([]);
 
     expect(await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt: 1, outcome: { kind: "retry", error: "HTTP 500", delaySeconds: 5 } })).toBe(true);
-    expect(await jobs.getCallbackState(db, job.job_id)).toMatchObject({ attempts: 1, lastError: "HTTP 500" });
+    expect(await callbackState(db, job.job_id)).toMatchObject({ attempts: 1, lastError: "HTTP 500" });
     expect(await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30 })).toEqual([]);
     const second = await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30, now: later(10) });
     expect(second.map((d) => d.attempt)).toEqual([2]);
@@ -293,14 +335,14 @@ describe("callback delivery bookkeeping", () => {
     expect(await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt: 1, outcome: { kind: "delivered" } })).toBe(false);
     expect(await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt: 2, outcome: { kind: "delivered" } })).toBe(true);
     expect((await jobs.get(db, job.job_id))?.callback_status).toBe("delivered");
-    expect(await jobs.getCallbackState(db, job.job_id)).toEqual({ attempts: 2, nextAttemptAt: null, lastError: null });
+    expect(await callbackState(db, job.job_id)).toEqual({ attempts: 2, nextAttemptAt: null, lastError: null });
     expect(await jobs.claimDueCallbacks(db, { limit: 10, leaseSeconds: 30, now: later() })).toEqual([]);
   });
 
   test("a failed outcome is final", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request(), callbackUrl: "https://hooks.example/a" });
-    const job = (await jobs.claimNextPending(db))!;
-    await jobs.markDone(db, { jobId: job.job_id, attempts: 0, response: responseFor(job) });
+    const [job] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
+    await jobs.completeMany(db, [{ jobId: job.job_id, attempts: 0, response: responseFor(job) }]);
     const [delivery] = await jobs.claimDueCallbacks(db, { limit: 1, leaseSeconds: 30 });
     expect(await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt: delivery!.attempt, outcome: { kind: "failed", error: "HTTP 410" } })).toBe(true);
     expect((await jobs.get(db, job.job_id))?.callback_status).toBe("failed");
@@ -337,9 +379,9 @@ describe("pruneTerminal", () => {
     await jobs.insertPending(db, { request: request(), callbackUrl: "https://hooks.example/a" });
     const claimed = await jobs.claimPending(db, { limit: 4 });
     // 3 finished; 1 running; 1 pending (with a callback, claimed next and finished: callback still due).
-    for (const c of claimed.slice(0, 3)) await jobs.markDone(db, { jobId: c.job_id, attempts: 0, response: responseFor(c) });
-    const withCallback = (await jobs.claimNextPending(db))!;
-    await jobs.markDone(db, { jobId: withCallback.job_id, attempts: 0, response: responseFor(withCallback) });
+    for (const c of claimed.slice(0, 3)) await jobs.completeMany(db, [{ jobId: c.job_id, attempts: 0, response: responseFor(c) }]);
+    const [withCallback] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
+    await jobs.completeMany(db, [{ jobId: withCallback.job_id, attempts: 0, response: responseFor(withCallback) }]);
 
     expect(await jobs.pruneTerminal(db, { olderThanSeconds: 3600, batchSize: 100 })).toBe(0);
     expect(await jobs.pruneTerminal(db, { olderThanSeconds: 3600, batchSize: 2, now: later(7200) })).toBe(2);

@@ -1,7 +1,7 @@
 import { describe, expect } from "vitest";
 import { sql } from "../src";
 import { logSafeError } from "../src/log-safe-error";
-import { test } from "../src/testing";
+import { test } from "./fixtures";
 
 const SECRET = "token=SECRET-7f3a";
 const TEXT = "Alice's confidential invoice text";

@@ -21,7 +21,7 @@ describe("provisionPostgres", () => {
   it("starts an embedded PostgreSQL that ix can migrate and use, keeps its data when persistent, and stops", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "ix-provision-"));
     try {
-      const first = await provisionPostgres({ dataDir, persistent: true, docker: false });
+      const first = await provisionPostgres({ dataDir, persistent: true });
       expect(first.kind).toBe("embedded");
       const db = connect(first.url, { max: 2 });
       let jobId: string;
@@ -35,7 +35,7 @@ describe("provisionPostgres", () => {
       expect(existsSync(join(dataDir, "PG_VERSION"))).toBe(true);
 
       // A second start on the same directory reuses the data (what `ix start` relies on).
-      const second = await provisionPostgres({ dataDir, persistent: true, docker: false });
+      const second = await provisionPostgres({ dataDir, persistent: true });
       const again = connect(second.url, { max: 1 });
       try {
         expect((await jobs.get(again, jobId))?.job_id).toBe(jobId);

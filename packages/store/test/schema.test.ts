@@ -2,8 +2,7 @@ import { pushSchema } from "drizzle-kit/api";
 import { describe, expect } from "vitest";
 import { connect, jobs, loadMigrations, migrateDown, migrateUp, migrationStatus, sql } from "../src";
 import * as schema from "../src/schema";
-import { createTestDatabase, test } from "../src/testing";
-import { request, sqlState } from "./fixtures";
+import { createTestDatabase, request, sqlState, test } from "./fixtures";
 
 const validRequest = (id: string) =>
   JSON.stringify({ use_case: "x", ix_client_id: "c", request_id: id, context: { texts: ["t"] }, options: {} });
@@ -60,9 +59,9 @@ describe("migrations", () => {
       expect(await migrateDown(db)).toEqual([]); // nothing left to revert
 
       expect(await migrateUp(db)).toEqual(all);
-      expect(await jobs.claimNextPending(db)).toBeNull(); // the table is back, empty
+      expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]); // the table is back, empty
       await jobs.insertPending(db, { request: request() });
-      expect((await jobs.claimNextPending(db))?.status).toBe("running");
+      expect((await jobs.claimPending(db, { limit: 1 })).map((j) => j.status)).toEqual(["running"]);
     } finally {
       await db.close();
       await empty.drop();

@@ -55,7 +55,6 @@ export async function openBenchServer({
     url,
     dataDir: url ? "" : await mkdtemp(join(tmpdir(), "ix-bench-pg-")),
     persistent: false,
-    docker: false,
     log,
   });
   const serverUrl = provisioned.url;

@@ -1,6 +1,6 @@
 import { inject } from "vitest";
 import { expect, test } from "vitest";
-import "@ix/store/testing";
+import "@ix/testing";
 import { runBench } from "../src/index";
 
 // A smoke run at a tiny size: it proves the harness drives every system end to

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { jobs } from "@ix/store";
-import { describe, expect, test } from "@ix/store/testing";
+import { callbackState, describe, expect, test } from "@ix/testing";
 import { listeningWorkers } from "../src/activity";
 import { printFigures } from "../src/figures";
 import { type IxProcess, killAll, spawnIx } from "../src/processes";
@@ -97,7 +97,7 @@ describe("hostile callback receivers against a worker process", () => {
 
       const outcome = async (id: string) => {
         const job = await jobs.get(db, id);
-        const state = await jobs.getCallbackState(db, id);
+        const state = await callbackState(db, id);
         return { status: job?.callback_status, attempts: state?.attempts, lastError: state?.lastError ?? null };
       };
       const outcomes = Object.fromEntries(

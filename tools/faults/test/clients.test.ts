@@ -1,7 +1,7 @@
 import { Problem } from "@ix/contracts";
 import { apiConfig, startApi } from "@ix/api";
 import { sql } from "@ix/store";
-import { describe, expect, test } from "@ix/store/testing";
+import { describe, expect, test } from "@ix/testing";
 import fc from "fast-check";
 import { printFigures } from "../src/figures";
 import { createHttpClient, type RawRequest } from "../src/http-client";

@@ -1,6 +1,6 @@
 import type { Job } from "@ix/contracts";
 import { jobs, sql } from "@ix/store";
-import { describe, expect, test } from "@ix/store/testing";
+import { describe, expect, test } from "@ix/testing";
 import { listeningWorkers, statusCounts, terminalCount } from "../src/activity";
 import { printFigures, seededRandom } from "../src/figures";
 import { type IxProcess, killAll, spawnIx } from "../src/processes";

@@ -27,7 +27,7 @@ describe("database faults under running workers and API", () => {
     await chmod(dir, 0o755);
     const dataDir = join(dir, "data");
     const port = await freePort();
-    const startServer = () => provisionPostgres({ dataDir, port, persistent: true, docker: false });
+    const startServer = () => provisionPostgres({ dataDir, port, persistent: true });
     let server: ProvisionedPostgres | undefined = await startServer();
     const url = server.url;
     // The test's own view of the database: it lives through the restart like the others (errors on idle clients are expected).

@@ -1,6 +1,6 @@
 import { Job } from "@ix/contracts";
 import { jobs } from "@ix/store";
-import { describe, expect, test } from "@ix/store/testing";
+import { describe, expect, test } from "@ix/testing";
 import { listeningWorkers } from "../src/activity";
 import { printFigures } from "../src/figures";
 import { type IxProcess, killAll, spawnIx } from "../src/processes";

@@ -41,13 +41,11 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
   const logger = pino({ level: apiEnv.IX_LOG_LEVEL });
 
   const dataDir = cliEnv.IX_DATA_DIR ?? join(REPOSITORY_ROOT, ".ix", "pg");
-  // No Testcontainers here: a container would throw the data away on every start.
   const server = await provisionPostgres({
     url: cliEnv.IX_POSTGRES_URL,
     dataDir,
     persistent: true,
     port: cliEnv.IX_EMBEDDED_PG_PORT,
-    docker: false,
     log: (message) => logger.info(message),
   });
   /** Each stop is given the signal a second Ctrl-C aborts: stop waiting for in-flight work. */

@@ -86,7 +86,7 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
   /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
   async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
     try {
-      const applied = await retryWhileDbAway(() => jobs.markDoneMany(db, completions), {
+      const applied = await retryWhileDbAway(() => jobs.completeMany(db, completions), {
         signal: hardStop.signal,
         retryable: isTransientDbError,
         onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),

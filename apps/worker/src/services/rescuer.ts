@@ -38,7 +38,7 @@ export function createRescuer({ db, config, log, onRequeued, onFailed }: Rescuer
   let stopped = false;
 
   async function runOnce({ now }: { now?: Date } = {}): Promise<Rescue> {
-    const rescued = await jobs.sweepOrphans(db, {
+    const rescued = await jobs.rescueOrphans(db, {
       horizonSeconds: lifecycle.orphanHorizonSeconds(config.pipelineTimeoutSeconds),
       maxAttempts: config.maxAttempts,
       ...(now ? { now } : {}),

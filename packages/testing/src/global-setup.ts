@@ -3,12 +3,11 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { connect } from "../db";
-import { migrateUp } from "../migrate";
-import { provisionPostgres } from "../provision";
+import { connect, migrateUp } from "@ix/store";
 import { adminQuery, databaseUrl, quoteIdent } from "./admin";
 import { testEnv } from "./env";
 import "./provided";
+import { provisionTestServer } from "./provision";
 
 /**
  * Provisions one PostgreSQL server for the whole run and migrates a template
@@ -18,7 +17,7 @@ import "./provided";
  * database tests are never skipped.
  */
 export default async function setup(project: TestProject) {
-  const server = await provisionPostgres({
+  const server = await provisionTestServer({
     url: testEnv.IX_TEST_DATABASE_URL,
     dataDir: await mkdtemp(join(tmpdir(), "ix-test-pg-")),
     persistent: false,

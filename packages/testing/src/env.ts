@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-// The only environment the test harness reads (spec §7).
+// The only environment the test harness reads.
 const TestEnv = z.object({
   // A server the tests provision their databases on; without it, Testcontainers, then embedded.
   IX_TEST_DATABASE_URL: z

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { test as base, inject } from "vitest";
-import { connect, type Database, type PoolOptions } from "../db";
+import { connect, type Database, type PoolOptions } from "@ix/store";
 import { adminQuery, databaseUrl, quoteIdent } from "./admin";
 import "./provided";
 
@@ -69,3 +69,5 @@ export const test = base.extend<{ database: TestDatabase }>({
 export { expect, describe } from "vitest";
 export { waitFor } from "./wait";
 export { sampleRequest } from "./sample-request";
+export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs";
+export { provisionTestServer, type TestServer } from "./provision";

@@ -1,0 +1,189 @@
+import { randomBytes } from "node:crypto";
+import type { Job, RequestIX } from "@ix/contracts";
+import { getTableColumns, is, sql, SQL } from "drizzle-orm";
+import type { Executor } from "../db";
+import { ixJobs } from "../schema";
+import { toJob } from "./row";
+
+/** LISTEN on this channel to be woken when a job becomes pending. */
+export const PENDING_CHANNEL = "ix_jobs_pending";
+
+/** 64 bits from the CSPRNG, as 16 lowercase hex characters. */
+export function newIxId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+export interface InsertPendingParams {
+  request: RequestIX;
+  callbackUrl?: string | null;
+}
+
+export interface InsertPendingResult {
+  job: Job;
+  /** false: a job with this `(client_id, request_id)` existed (or came earlier in the batch) and is returned unchanged. */
+  created: boolean;
+}
+
+/**
+ * Inserts a pending job, or returns the existing one for the same
+ * `(client_id, request_id)` unchanged: the first insert's status, callback_url
+ * and ix_id win, so a client may retry a submission safely. A new row wakes idle
+ * workers through pg_notify in the same statement, so the notification is sent
+ * exactly when the row commits.
+ */
+export async function insertPending(db: Executor, params: InsertPendingParams): Promise<InsertPendingResult> {
+  const [result] = await insertPendingMany(db, [params]);
+  if (!result) throw new Error("insertPendingMany returned no result for one item");
+  return result;
+}
+
+function correlationKey(clientId: string, requestId: string): string {
+  return JSON.stringify([clientId, requestId]);
+}
+
+function compareKeys(a: RequestIX, b: RequestIX): number {
+  if (a.ix_client_id !== b.ix_client_id) return a.ix_client_id < b.ix_client_id ? -1 : 1;
+  return a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : 0;
+}
+
+const jobColumns = getTableColumns(ixJobs);
+type InsertColumn = keyof typeof ixJobs.$inferInsert;
+
+/**
+ * The select list of an `insert … select` into ix_jobs. Drizzle inserts into
+ * every column in table order, so every column is listed: the given ones from
+ * the source, the others as the schema's own default (or null), so the
+ * defaults stay written once, in schema.ts.
+ */
+function insertSelection(given: Partial<Record<InsertColumn, SQL>>): Record<InsertColumn, SQL.Aliased> {
+  const selection = {} as Record<InsertColumn, SQL.Aliased>;
+  for (const [key, column] of Object.entries(jobColumns) as Array<[InsertColumn, (typeof jobColumns)[InsertColumn]]>) {
+    const fallback = is(column.default, SQL) ? column.default : sql.raw(literal(column.default));
+    selection[key] = (given[key] ?? sql`${fallback}::${sql.raw(column.getSQLType())}`).as(column.name);
+  }
+  return selection;
+}
+
+const INSERT_SELECTION = insertSelection({
+  ixId: sql`v.ix_id`,
+  clientId: sql`v.client_id`,
+  requestId: sql`v.request_id`,
+  request: sql`v.request`,
+  callbackUrl: sql`v.callback_url`,
+});
+
+/** A schema default as SQL text, so defaults add no parameters to the statement. */
+function literal(value: unknown): string {
+  if (value === undefined || value === null) return "null";
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`;
+  throw new TypeError(`no SQL literal for a column default of type ${typeof value}`);
+}
+
+/**
+ * The batch insert: one `insert … select from unnest(…) on conflict do nothing
+ * returning …, pg_notify(…)`. One array parameter per column rather than a
+ * VALUES row per item, so the statement's text and parameters are the same at
+ * any batch size and nothing is built per row; `with ordinality … order by`
+ * keeps key order. Built once per executor and run as a prepared statement, so
+ * Drizzle's query building, costly on the API's hot path (BENCHMARKS.md), is
+ * not paid per batch.
+ */
+function prepareInsert(db: Executor) {
+  const batch = sql`unnest(
+      ${sql.placeholder("ixIds")}::text[],
+      ${sql.placeholder("clientIds")}::text[],
+      ${sql.placeholder("requestIds")}::text[],
+      ${sql.placeholder("requests")}::jsonb[],
+      ${sql.placeholder("callbackUrls")}::text[]
+    ) with ordinality as v(ix_id, client_id, request_id, request, callback_url, n)`;
+  return db
+    .insert(ixJobs)
+    .select((qb) => qb.select(INSERT_SELECTION).from(batch).orderBy(sql`v.n`))
+    .onConflictDoNothing({ target: [ixJobs.clientId, ixJobs.requestId] })
+    .returning({ ...jobColumns, notified: sql`pg_notify(${PENDING_CHANNEL}, '')` })
+    .prepare("ix_insert_pending");
+}
+
+const prepared = new WeakMap<Executor, ReturnType<typeof prepareInsert>>();
+
+function insertStatement(db: Executor): ReturnType<typeof prepareInsert> {
+  let statement = prepared.get(db);
+  if (!statement) {
+    statement = prepareInsert(db);
+    prepared.set(db, statement);
+  }
+  return statement;
+}
+
+/**
+ * `insertPending` for many submissions in one statement (above), then one re-select of
+ * the keys that already existed. Results come back in input order. Batching
+ * exists because NOTIFY serialises commits (PostgreSQL holds a database-wide
+ * lock from PreCommit_Notify until the commit record is flushed), so one
+ * transaction per submission cannot share a WAL flush; one statement per batch
+ * pays one flush, and PostgreSQL collapses the identical notifications of a
+ * transaction, so a batch wakes workers once.
+ *
+ * Within a batch the first item of a key wins, as if the items had been
+ * inserted one after another: later items of that key get `created: false`
+ * and the first's row. They are dropped before the statement (ON CONFLICT DO
+ * NOTHING would skip them too, but the first's row could not be re-read in the
+ * same statement).
+ */
+export async function insertPendingMany(
+  db: Executor,
+  items: readonly InsertPendingParams[],
+): Promise<InsertPendingResult[]> {
+  if (items.length === 0) return [];
+  const keys = items.map(({ request }) => correlationKey(request.ix_client_id, request.request_id));
+  const firstOfKey = new Map<string, number>();
+  keys.forEach((key, index) => {
+    if (!firstOfKey.has(key)) firstOfKey.set(key, index);
+  });
+  const firsts = [...firstOfKey.values()].map((index) => items[index]!);
+  // Rows go in in one global order: an insert that meets another transaction's
+  // uncommitted row of the same key waits for it, so two batches inserting
+  // overlapping keys in different orders could deadlock. In one order they cannot.
+  firsts.sort((a, b) => compareKeys(a.request, b.request));
+  const values = firsts.map(({ request, callbackUrl = null }) => {
+    const ixId = newIxId();
+    // A client's own ix_id is ignored: ix assigns it.
+    const stored: RequestIX = { ...request, ix_id: ixId };
+    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl };
+  });
+  const inserted = await insertStatement(db).execute({
+    ixIds: values.map((v) => v.ixId),
+    clientIds: values.map((v) => v.clientId),
+    requestIds: values.map((v) => v.requestId),
+    requests: values.map((v) => JSON.stringify(v.request)),
+    callbackUrls: values.map((v) => v.callbackUrl),
+  });
+
+  const byKey = new Map<string, InsertPendingResult>();
+  for (const { notified: _, ...row } of inserted) {
+    byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: true });
+  }
+  const conflicted = values.filter((v) => !byKey.has(correlationKey(v.clientId, v.requestId)));
+  if (conflicted.length > 0) {
+    // The conflicting rows are committed (ON CONFLICT waited for them), so this
+    // statement's fresh snapshot sees them.
+    const existing = await db
+      .select()
+      .from(ixJobs)
+      .where(
+        sql`(${ixJobs.clientId}, ${ixJobs.requestId}) in (select * from unnest(${sql.param(conflicted.map((v) => v.clientId))}::text[], ${sql.param(conflicted.map((v) => v.requestId))}::text[]))`,
+      );
+    for (const row of existing) byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: false });
+  }
+  return keys.map((key, index) => {
+    const result = byKey.get(key);
+    if (!result) {
+      const [clientId, requestId] = JSON.parse(key) as [string, string];
+      throw new Error(
+        `job (${clientId}, ${requestId}) conflicted on insert but was gone when re-read (pruned concurrently?)`,
+      );
+    }
+    return firstOfKey.get(key) === index ? result : { job: result.job, created: false };
+  });
+}
