@@ -2,7 +2,7 @@ import { z } from "zod";
 import { CallbackUrl, Job, JobStatus } from "./job";
 import { RequestIX } from "./request";
 
-/** Body of `POST /jobs` (spec §6): a RequestIX plus where to call back. */
+/** Body of `POST /jobs`: a RequestIX plus where to call back. */
 export const SubmitJobBody = RequestIX.extend({
   callback_url: CallbackUrl.nullable().optional(),
 });

@@ -10,7 +10,7 @@ export class ConfigError extends Error {
 
 /**
  * Parses environment variables once, at start-up, with a zod object whose keys
- * are the variable names (spec §7). Throws a ConfigError naming each bad one.
+ * are the variable names. Throws a ConfigError naming each bad one.
  */
 export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
   const result = schema.safeParse(env);

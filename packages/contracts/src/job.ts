@@ -19,7 +19,7 @@ export const CallbackUrl = z
     return protocol === "http:" || protocol === "https:";
   }, "must be an http or https URL");
 
-/** A job as ix stores and serves it (spec §2). */
+/** A job as ix stores and serves it. */
 export const Job = z.strictObject({
   job_id: z.uuid(),
   ix_id: IxId,

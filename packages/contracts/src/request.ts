@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** 16 lowercase hex characters, assigned by ix from a CSPRNG (spec §3). */
+/** 16 lowercase hex characters, assigned by ix from a CSPRNG. */
 export const IxId = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex characters");
 
 export const UseCase = z
@@ -44,7 +44,7 @@ export const Context = z
 
 export const PipelineOptions = z.record(z.string(), z.unknown());
 
-/** What a client asks ix to do (spec §2). Unknown keys are rejected by name. */
+/** What a client asks ix to do. Unknown keys are rejected by name. */
 export const RequestIX = z.strictObject({
   use_case: UseCase,
   ix_client_id: ClientId,

@@ -12,7 +12,7 @@ export const ResponseMetadata = z.strictObject({
   attempt: z.number().int().positive(),
 });
 
-/** What a pipeline run produced (spec §2). `error === null` alone means success. */
+/** What a pipeline run produced. `error === null` alone means success. */
 export const ResponseIX = z.strictObject({
   use_case: UseCase,
   ix_client_id: ClientId,
