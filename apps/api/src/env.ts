@@ -1,4 +1,4 @@
-import { ClientId, ConfigError, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { ClientId, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { z } from "zod";
 import type { ApiConfig, ApiKey } from "./config";
 
@@ -84,13 +84,6 @@ export function apiPoolOptionsFromEnv(env: ApiEnv) {
   };
 }
 
-/** `ix api` cannot run without a database URL; `ix start` provides one itself. */
-export function requirePostgresUrl(env: ApiEnv): string {
-  if (env.IX_POSTGRES_URL === undefined) {
-    throw new ConfigError([{ variable: "IX_POSTGRES_URL", message: "required: the PostgreSQL URL ix api serves from" }]);
-  }
-  return env.IX_POSTGRES_URL;
-}
 
 /** The one place the API reads process.env. */
 export function loadApiEnv(): ApiEnv {

@@ -7,7 +7,6 @@ export {
   apiPoolOptionsFromEnv,
   loadApiEnv,
   parseApiEnv,
-  requirePostgresUrl,
   MIN_API_KEY_LENGTH,
 } from "./env";
 export { runApiMain, startApi, type RunningApi, type StartedApi } from "./main";

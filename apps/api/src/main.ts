@@ -1,10 +1,11 @@
+import { requirePostgresUrl } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
 import { connect, migrationStatus, type Database } from "@ix/store";
 import { redactUrl } from "@ix/store/provision";
 import { pino, type Logger } from "pino";
 import { buildApp, type ApiApp } from "./app";
 import { assertSafeBind, type ApiConfig } from "./config";
-import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, requirePostgresUrl, type ApiEnv } from "./env";
+import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, type ApiEnv } from "./env";
 
 export interface StartedApi {
   app: ApiApp;
@@ -38,7 +39,7 @@ export interface RunningApi extends StartedApi {
 export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}): Promise<RunningApi> {
   const env = options.env ?? loadApiEnv();
   const config = apiConfigFromEnv(env);
-  const url = requirePostgresUrl(env);
+  const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run ix api");
   assertSafeBind(config);
   const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL });
 

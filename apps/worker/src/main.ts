@@ -1,4 +1,4 @@
-import { ConfigError } from "@ix/contracts";
+import { requirePostgresUrl } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
 import { connect } from "@ix/store";
 import { type Logger, pino } from "pino";
@@ -26,12 +26,10 @@ export interface WorkerMainOptions {
 export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<void> {
   const env = options.env ?? readWorkerEnv();
   const log = options.logger ?? pino({ level: env.IX_LOG_LEVEL, name: "ix-worker" });
-  if (env.IX_POSTGRES_URL === undefined) {
-    throw new ConfigError([{ variable: "IX_POSTGRES_URL", message: "is required to run a worker" }]);
-  }
+  const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run a worker");
   const config = workerConfigFromEnv(env);
   const pipelines = [...builtinPipelines(), ...(options.pipelines ?? []), ...(await loadPipelineModules(env.IX_PIPELINE_MODULES))];
-  const db = connect(env.IX_POSTGRES_URL, {
+  const db = connect(url, {
     ...workerPoolOptions(config),
     onIdleError: (error) => log.warn({ err: error }, "idle database connection lost; the pool opens a new one"),
   });

@@ -64,3 +64,11 @@ export function optionalEnv<T extends z.ZodType>(schema: T) {
 export function envDefault<T extends z.ZodType>(schema: T, fallback: z.output<T>) {
   return optionalEnv(schema).transform((value) => (value === undefined ? fallback : value) as z.output<T>);
 }
+
+/** The database URL a command cannot run without (`ix start` provisions its own, so it never calls this). */
+export function requirePostgresUrl(url: string | undefined, purpose: string): string {
+  if (url === undefined || url === "") {
+    throw new ConfigError([{ variable: "IX_POSTGRES_URL", message: `is required to ${purpose}` }]);
+  }
+  return url;
+}

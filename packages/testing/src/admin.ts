@@ -11,12 +11,12 @@ export function databaseUrl(serverUrl: string, database: string): string {
   return url.toString();
 }
 
-/** Runs one statement on its own connection (CREATE/DROP DATABASE cannot run in a pool transaction). */
-export async function adminQuery(serverUrl: string, statement: string): Promise<void> {
+/** Runs one statement on its own connection (CREATE/DROP DATABASE cannot run in a pool transaction); returns its rows. */
+export async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(serverUrl: string, statement: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 10_000 });
   await client.connect();
   try {
-    await client.query(statement);
+    return (await client.query<T>(statement)).rows;
   } finally {
     await client.end();
   }

@@ -40,7 +40,9 @@ export async function createTestDatabase({ empty = false } = {}): Promise<{
   return {
     name,
     url: databaseUrl(serverUrl, name),
-    drop: () => adminQuery(serverUrl, `drop database if exists ${quoteIdent(name)} with (force)`),
+    drop: async () => {
+      await adminQuery(serverUrl, `drop database if exists ${quoteIdent(name)} with (force)`);
+    },
   };
 }
 

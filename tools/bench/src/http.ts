@@ -8,7 +8,7 @@ import type { RequestIX } from "@ix/contracts";
 import { connect, migrateUp, sql } from "@ix/store";
 import { freePort } from "@ix/store/provision";
 import autocannon from "autocannon";
-import { waitFor } from "./stats";
+import { waitFor } from "@ix/testing/wait";
 
 export interface HttpResult {
   system: string;
@@ -51,8 +51,8 @@ async function startApiProcess(url: string, poolSize: number): Promise<{ base: s
   const base = `http://127.0.0.1:${port}`;
   await Promise.race([
     exited,
-    waitFor(async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok === true, "the API to answer /healthz", {
-      everyMs: 50,
+    waitFor("the API to answer /healthz", async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok === true, {
+      intervalMs: 50,
       timeoutMs: 30_000,
     }),
   ]);

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pg } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
+import { adminQuery, databaseUrl, quoteIdent } from "@ix/testing/admin";
 
 /** The PostgreSQL server every system is measured on, and fresh databases on it. */
 export interface BenchServer {
@@ -15,26 +15,6 @@ export interface BenchServer {
   /** Creates `ix_bench_<system>_<random>` and returns its URL; dropped by `close()`. */
   freshDatabase(system: string): Promise<{ name: string; url: string }>;
   close(): Promise<void>;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function databaseUrl(serverUrl: string, name: string): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(serverUrl: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 /**

@@ -27,16 +27,6 @@ export async function concurrentLoops(total: number, loops: number, body: (index
   );
 }
 
-/** Polls `check` until it returns true, at `everyMs`, failing after `timeoutMs` with `what` in the message. */
-export async function waitFor(check: () => Promise<boolean>, what: string, { everyMs = 5, timeoutMs = 300_000 } = {}): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-}
-
 /** Counts handler runs: `done` resolves on the `total`-th call of `ran`. */
 export function runCounter(total: number): { ran(): void; done: Promise<void> } {
   let count = 0;

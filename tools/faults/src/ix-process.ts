@@ -3,7 +3,7 @@
 // Besides ix's own pino logs, it writes `{"fault": …}` lines on stdout:
 // memory samples, and for the API where it listens.
 import { readFileSync } from "node:fs";
-import { ConfigError } from "@ix/contracts";
+import { ConfigError, requirePostgresUrl } from "@ix/contracts";
 import { runApiMain } from "@ix/api";
 import { connect } from "@ix/store";
 import { readWorkerEnv, runWorkerMain } from "@ix/worker";
@@ -34,9 +34,8 @@ sampler.unref();
 
 async function worker(): Promise<void> {
   const env = readWorkerEnv();
-  if (env.IX_POSTGRES_URL === undefined) throw new ConfigError([{ variable: "IX_POSTGRES_URL", message: "is required" }]);
   // The side table's own pool: instrumentation, kept apart from the worker's connections.
-  const runs = connect(env.IX_POSTGRES_URL, {
+  const runs = connect(requirePostgresUrl(env.IX_POSTGRES_URL, "run a worker"), {
     max: env.IX_WORKER_CONCURRENCY,
     applicationName: "ix-fault-runs",
     onIdleError: (error) => report("runs-idle-error", { message: error.message }),

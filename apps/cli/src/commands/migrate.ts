@@ -1,14 +1,9 @@
+import { requirePostgresUrl } from "@ix/contracts";
 import { connect, migrateDown, migrateUp, migrationStatus } from "@ix/store";
 import type { CliEnv } from "../env";
-import { UsageError } from "../usage-error";
-
-function requireUrl(env: CliEnv): string {
-  if (!env.IX_POSTGRES_URL) throw new UsageError("IX_POSTGRES_URL is not set: ix migrate needs the database to migrate");
-  return env.IX_POSTGRES_URL;
-}
 
 export async function migrate(env: CliEnv, direction: string, { steps }: { steps: number }): Promise<void> {
-  const db = connect(requireUrl(env), { max: 1, applicationName: "ix-migrate" });
+  const db = connect(requirePostgresUrl(env.IX_POSTGRES_URL, "migrate"), { max: 1, applicationName: "ix-migrate" });
   try {
     if (direction === "up") {
       const applied = await migrateUp(db);

@@ -1,3 +1,4 @@
+import { requirePostgresUrl } from "@ix/contracts";
 import { connect, jobs } from "@ix/store";
 import { parseDuration } from "../duration";
 import type { CliEnv } from "../env";
@@ -5,14 +6,14 @@ import { UsageError } from "../usage-error";
 
 /** Deletes terminal jobs past retention in batches, so no statement locks much of the table at once. */
 export async function prune(env: CliEnv, { olderThan, batchSize }: { olderThan: string; batchSize: number }): Promise<void> {
-  if (!env.IX_POSTGRES_URL) throw new UsageError("IX_POSTGRES_URL is not set: ix prune needs the database to prune");
+  const url = requirePostgresUrl(env.IX_POSTGRES_URL, "prune");
   let olderThanSeconds: number;
   try {
     olderThanSeconds = parseDuration(olderThan);
   } catch (error) {
     throw new UsageError(`--older-than: ${(error as Error).message}`);
   }
-  const db = connect(env.IX_POSTGRES_URL, { max: 1, applicationName: "ix-prune" });
+  const db = connect(url, { max: 1, applicationName: "ix-prune" });
   try {
     let total = 0;
     for (;;) {

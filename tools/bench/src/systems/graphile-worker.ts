@@ -1,6 +1,7 @@
 import { pg } from "@ix/store";
 import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from "graphile-worker";
-import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { waitFor } from "@ix/testing/wait";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const TASK = "bench_noop";
@@ -89,7 +90,7 @@ export async function openGraphileWorker(url: string): Promise<QueueSystem> {
         await start();
         await within(runs.done, 600_000, `graphile-worker running all ${n} jobs`);
         // A completed job is deleted: the clock stops when the table is empty.
-        await waitFor(async () => (await queued()) === 0, `graphile-worker completing all ${n} jobs`, { everyMs: 2 });
+        await waitFor(`graphile-worker completing all ${n} jobs`, async () => (await queued()) === 0, { intervalMs: 2, timeoutMs: 300_000 });
         return perSecond(n, started, performance.now());
       });
     },

@@ -1,7 +1,8 @@
 import type { RequestIX } from "@ix/contracts";
 import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
 import { createWorker, definePipeline, workerConfig } from "@ix/worker";
-import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { waitFor } from "@ix/testing/wait";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const USE_CASE = "bench_noop";
@@ -88,7 +89,7 @@ export async function openIx(url: string): Promise<QueueSystem & { db: Database;
         await start();
         await within(runs.done, 600_000, `ix running all ${n} jobs`);
         // Ran is not stored: the clock stops when the last response is in the table.
-        await waitFor(async () => (await ixJobCounts(db)).doneWithResponse === n, `ix storing all ${n} responses`, { everyMs: 2 });
+        await waitFor(`ix storing all ${n} responses`, async () => (await ixJobCounts(db)).doneWithResponse === n, { intervalMs: 2, timeoutMs: 300_000 });
         return perSecond(n, started, performance.now());
       });
     },

@@ -1,6 +1,7 @@
 import { pg } from "@ix/store";
 import PgBoss from "pg-boss";
-import { concurrentLoops, perSecond, runCounter, waitFor } from "../stats";
+import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { waitFor } from "@ix/testing/wait";
 import { Arrivals, type QueueSystem, within } from "./system";
 
 const QUEUE = "bench_noop";
@@ -90,7 +91,7 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
         const started = performance.now();
         await start();
         await within(runs.done, 600_000, `pg-boss running all ${n} jobs`);
-        await waitFor(async () => (await completed()) === n, `pg-boss completing all ${n} jobs`, { everyMs: 2 });
+        await waitFor(`pg-boss completing all ${n} jobs`, async () => (await completed()) === n, { intervalMs: 2, timeoutMs: 300_000 });
         return perSecond(n, started, performance.now());
       });
     },
