@@ -50,7 +50,7 @@ const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
  * Responses documented as exactly the Job contract are written without a
  * second zod parse: every Job a handler sends is the store's `toJob` output,
  * which already ran `Job.parse` (and the type provider types `reply.send` as
- * Job). Measured on `POST /jobs`: +7–18 % req/s (BENCHMARKS.md). Every other
+ * Job); the gain is in BENCHMARKS.md ("HTTP submit"). Every other
  * response (problems, lists, unions) is still validated against its schema.
  */
 const serializerCompiler: FastifySerializerCompiler<z.ZodType> = (route) =>

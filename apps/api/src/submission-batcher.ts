@@ -44,8 +44,8 @@ export interface SubmissionBatcherOptions {
  * Groups concurrent `POST /jobs` submissions into one `insertPendingMany`
  * statement each. Every submitting transaction NOTIFYs, and PostgreSQL
  * serialises notifying commits (a database-wide lock held until the commit
- * record is flushed), so one transaction per request cannot share a WAL flush:
- * measured ~1.8k notifying inserts/s against ~5.5k without NOTIFY (BENCHMARKS.md).
+ * record is flushed), so one transaction per request cannot share a WAL flush
+ * (figures in BENCHMARKS.md, "HTTP submit").
  *
  * No timer: an idle batcher sends a submission at once, so a lone request waits
  * for nothing; submissions that arrive while a statement is in flight queue and
