@@ -26,7 +26,10 @@ function parseAll(env: Record<string, string | undefined>) {
   };
   const apiEnv = attempt(() => parseApiEnv(env));
   const workerEnv = attempt(() => parseWorkerEnv(env));
-  if (!apiEnv || !workerEnv) throw new ConfigError(problems);
+  // A variable both read (IX_CALLBACK_ALLOWED_HOSTS, IX_LOG_LEVEL, …) is reported once.
+  const seen = new Set<string>();
+  const unique = problems.filter(({ variable, message }) => !seen.has(`${variable}\n${message}`) && seen.add(`${variable}\n${message}`));
+  if (!apiEnv || !workerEnv) throw new ConfigError(unique);
   return [apiEnv, workerEnv] as const;
 }
 
