@@ -123,7 +123,8 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     ...(logger ? { loggerInstance: logger.child({}, { serializers: logSerializers }) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: config.bodyLimitBytes,
     // Fastify and Node leave these off or loose by default, so a client sending a byte
-    // every few seconds, or nothing at all, held a connection forever (docs: README, "Connections").
+    // every few seconds, or nothing at all, held a connection forever (apps/api/README.md,
+    // "Connections and a reverse proxy").
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionTimeout: config.idleTimeoutMs,
