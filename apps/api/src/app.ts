@@ -1,7 +1,10 @@
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Job } from "@ix/contracts";
-import type { Database } from "@ix/store";
+import { createCallbackTargetPolicy } from "@ix/contracts/callback-target";
+import { type Database, logSerializers } from "@ix/store";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -18,7 +21,7 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import { createAuthenticator, type Caller } from "./auth";
 import type { ApiConfig } from "./config";
-import { problem, problemForError, RequestValidationError, sendProblem } from "./problems";
+import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems";
 import { healthRoutes } from "./routes/health";
 import { jobRoutes } from "./routes/jobs";
 
@@ -56,19 +59,92 @@ const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
 const serializerCompiler: FastifySerializerCompiler<z.ZodType> = (route) =>
   route.schema === Job ? (data) => JSON.stringify(data) : zodSerializerCompiler(route);
 
+/** Statuses after which the connection is closed: the caller has no key, or sent a body the API will not read. */
+const CLOSE_AFTER = new Set([401, 413, 415]);
+
+/**
+ * Caps open connections: Node closes every connection past the cap as soon as
+ * it is accepted, so a flood of sockets cannot take the process's file
+ * descriptors (the timeouts bound how long each one stays). Logged at most
+ * every 10 s, with the count, so a flood does not flood the log too.
+ */
+function limitConnections(app: FastifyInstance, maxConnections: number): void {
+  app.server.maxConnections = maxConnections;
+  let dropped = 0;
+  let lastLoggedAt = 0;
+  app.server.on("drop", () => {
+    dropped++;
+    const now = Date.now();
+    if (now - lastLoggedAt < 10_000) return;
+    app.log.warn({ dropped, maxConnections }, "connection limit reached: closing new connections (IX_API_MAX_CONNECTIONS)");
+    dropped = 0;
+    lastLoggedAt = now;
+  });
+}
+
+/**
+ * What Node reports before a request exists (a header or request deadline
+ * missed, a malformed request line): answered as problem+json like every
+ * other error, then the socket is destroyed.
+ */
+function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
+  const body = timedOut
+    ? problem("request-timeout", "the request did not arrive in time; the connection is closed")
+    : error.code === "HPE_HEADER_OVERFLOW"
+      ? { type: "about:blank", title: STATUS_CODES[431] ?? "Request Header Fields Too Large", status: 431 }
+      : problem("bad-request", "the request could not be parsed as HTTP");
+  this.log.debug({ err: error }, "client error before routing");
+  // Node's own rule: no second status line once a response has begun on this socket.
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !started) {
+    const json = JSON.stringify(body);
+    socket.write(
+      `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy();
+}
+
 /**
  * The REST API over the given database. Nothing binds here: tests
  * call `app.inject`, and `startApi` listens.
  */
 export async function buildApp({ db, config, logger }: BuildAppOptions): Promise<ApiApp> {
+  // Node checks the header and request deadlines on this period; a quarter of the
+  // shorter one closes a late connection within 1.25 times its deadline.
+  const headersTimeoutMs = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
+  const checkingIntervalMs = Math.max(50, Math.min(5_000, Math.floor(headersTimeoutMs / 4)));
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
+    // Every error logged by the API, Fastify's own included, goes through the one
+    // log-safe serializer: a database error carries the client's documents and secrets.
+    ...(logger ? { loggerInstance: logger.child({}, { serializers: logSerializers }) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: config.bodyLimitBytes,
+    // Fastify and Node leave these off or loose by default, so a client sending a byte
+    // every few seconds, or nothing at all, held a connection forever (apps/api/README.md,
+    // "Connections and a reverse proxy").
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionTimeout: config.idleTimeoutMs,
+    http: { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: checkingIntervalMs },
+    clientErrorHandler: answerClientError,
     // Errors raised before routing (a malformed URL) get problem+json like the rest.
     frameworkErrors: (error, request, reply) => {
       sendProblem(reply, problemForError(error, request, config.retryAfterSeconds).problem);
     },
   }).withTypeProvider<ZodTypeProvider>();
+  limitConnections(app, config.maxConnections);
+
+  // An answer that leaves the request body unread (401 before the body, 413 on the
+  // declared length, 415) would otherwise keep the socket reading whatever the client
+  // trickles; with Connection: close, Node ends and destroys the socket once the
+  // response is flushed. The same for any answer sent while the body is still arriving.
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (CLOSE_AFTER.has(reply.statusCode) || request.raw.complete === false) reply.header("connection", "close");
+    return payload;
+  });
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -123,7 +199,12 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
       }
       request.caller = result.caller;
     });
-    await scope.register(jobRoutes, { db, authenticated, submitQueueTimeoutMs: config.submitQueueTimeoutMs });
+    await scope.register(jobRoutes, {
+      db,
+      authenticated,
+      submitQueueTimeoutMs: config.submitQueueTimeoutMs,
+      callbackPolicy: createCallbackTargetPolicy(config.callbackAllowedHosts),
+    });
   });
 
   return app as unknown as ApiApp;

@@ -20,6 +20,26 @@ export interface ApiConfig {
    * it the request is answered 503 instead of queueing behind a stuck batch.
    */
   submitQueueTimeoutMs: number;
+  /**
+   * Connection limits against clients that hold sockets open (slow headers,
+   * slow bodies, idle connections): each bounds how long one connection can
+   * occupy a file descriptor, and `maxConnections` bounds how many can.
+   * Longest wait for a request's headers (capped at `requestTimeoutMs`).
+   */
+  headersTimeoutMs: number;
+  /** Longest wait for a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** How long a keep-alive connection may sit idle between requests. */
+  keepAliveTimeoutMs: number;
+  /** How long a connection may make no progress at all (e.g. a client that stops reading the response). */
+  idleTimeoutMs: number;
+  /** Open connections this process accepts; further ones are closed at once. */
+  maxConnections: number;
+  /**
+   * IX_CALLBACK_ALLOWED_HOSTS: non-public callback targets allowed anyway. The
+   * API refuses a callback_url whose host is a non-public IP literal not listed here.
+   */
+  callbackAllowedHosts: readonly string[];
 }
 
 /** Defaults for everything but what a caller passes; handy for tests and embedding. */
@@ -31,6 +51,12 @@ export function apiConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
     bodyLimitBytes: 1_048_576,
     retryAfterSeconds: 2,
     submitQueueTimeoutMs: 2_000,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 5_000,
+    idleTimeoutMs: 60_000,
+    maxConnections: 1_000,
+    callbackAllowedHosts: [],
     ...overrides,
   };
 }

@@ -1,29 +1,43 @@
 import { ClientId, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { parseAllowedHosts } from "@ix/contracts/callback-target";
 import { z } from "zod";
 import type { ApiConfig, ApiKey } from "./config";
 
-/** The shortest bearer key accepted: shorter ones are guessable. */
-export const MIN_API_KEY_LENGTH = 16;
+/** The shortest bearer key accepted: shorter ones are guessable (`openssl rand -hex 24` gives 48). */
+export const MIN_API_KEY_LENGTH = 24;
 
 /**
  * `client_id:key` pairs, comma-separated. A client may hold several
- * keys (rotation); one key may not name two clients.
+ * keys (rotation); one key may not name two clients. An empty entry (`","`,
+ * a trailing comma) is an error rather than dropped, so a typo can never
+ * leave the API without keys, i.e. without auth.
+ *
+ * Errors name a pair by its position only: a pair written key-first would put
+ * the key where the client id belongs, so neither part is ever echoed, except
+ * the client id of an earlier, fully valid pair.
  */
-const ApiKeys = envVar.list().transform((pairs, ctx): ApiKey[] => {
+const ApiKeys = z.string().transform((value, ctx): ApiKey[] => {
   const keys: ApiKey[] = [];
   const owner = new Map<string, string>();
-  for (const [index, pair] of pairs.entries()) {
+  for (const [index, raw] of value.split(",").entries()) {
+    const pair = raw.trim();
+    const where = `pair ${index + 1}`;
     const colon = pair.indexOf(":");
     const clientId = colon < 0 ? "" : pair.slice(0, colon);
     const key = colon < 0 ? "" : pair.slice(colon + 1);
-    // Never echo the key itself into an error message: it is a secret.
-    const where = `pair ${index + 1} (client "${clientId}")`;
-    if (colon < 0) {
-      ctx.addIssue({ code: "custom", message: `pair ${index + 1} is not client_id:key` });
+    if (pair.length === 0) {
+      ctx.addIssue({ code: "custom", message: `${where} is empty (a stray comma?); every entry must be client_id:key` });
+    } else if (colon < 0) {
+      ctx.addIssue({ code: "custom", message: `${where} is not client_id:key` });
     } else if (!ClientId.safeParse(clientId).success) {
-      ctx.addIssue({ code: "custom", message: `${where}: client_id must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (1-64)` });
+      ctx.addIssue({ code: "custom", message: `${where}: client_id must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (1-64); the client id comes first` });
+    } else if (/\s/.test(key)) {
+      ctx.addIssue({ code: "custom", message: `${where}: the key contains whitespace, which a bearer token cannot carry` });
     } else if (key.length < MIN_API_KEY_LENGTH) {
-      ctx.addIssue({ code: "custom", message: `${where}: key must be at least ${MIN_API_KEY_LENGTH} characters` });
+      ctx.addIssue({
+        code: "custom",
+        message: `${where}: the key (after the colon) must be at least ${MIN_API_KEY_LENGTH} characters`,
+      });
     } else if (owner.has(key) && owner.get(key) !== clientId) {
       ctx.addIssue({ code: "custom", message: `${where}: the same key is already given to client "${owner.get(key)}"` });
     } else {
@@ -55,6 +69,30 @@ export const ApiEnv = z.object({
   // Sent as Retry-After with every 503.
   IX_API_RETRY_AFTER_SECONDS: envDefault(envVar.int(1, 3_600), 2),
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+  // Longest wait for a request's headers; a slow-header client is answered 408 and
+  // disconnected. Never longer than IX_API_REQUEST_TIMEOUT_MS.
+  IX_API_HEADERS_TIMEOUT_MS: envDefault(envVar.int(100, 600_000), 10_000),
+  // Longest wait for a whole request (headers and body), so a body trickled a byte at a
+  // time cannot hold a connection: 408 and disconnected.
+  IX_API_REQUEST_TIMEOUT_MS: envDefault(envVar.int(100, 600_000), 30_000),
+  // How long a keep-alive connection may sit idle between requests before it is closed.
+  IX_API_KEEP_ALIVE_TIMEOUT_MS: envDefault(envVar.int(100, 600_000), 5_000),
+  // A connection with no traffic either way for this long is closed (e.g. a client that
+  // stops reading its response). Keep it above IX_API_STATEMENT_TIMEOUT_MS.
+  IX_API_IDLE_TIMEOUT_MS: envDefault(envVar.int(100, 3_600_000), 60_000),
+  // Open connections one API process accepts; past it new connections are closed at once.
+  // Keep it under the process's file-descriptor limit (ulimit -n) less the pool.
+  IX_API_MAX_CONNECTIONS: envDefault(envVar.int(1, 1_000_000), 1_000),
+  // Hosts, IP addresses and CIDRs callbacks may reach although not public. The API refuses
+  // at submit a callback_url whose host is a non-public IP literal not listed here (400);
+  // the worker checks every target again on the address it connects to.
+  IX_CALLBACK_ALLOWED_HOSTS: envDefault(
+    envVar.list().superRefine((entries, ctx) => {
+      const parsed = parseAllowedHosts(entries);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.error });
+    }),
+    [],
+  ),
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;
 
@@ -71,6 +109,12 @@ export function apiConfigFromEnv(env: ApiEnv): ApiConfig {
     bodyLimitBytes: env.IX_API_BODY_LIMIT_BYTES,
     retryAfterSeconds: env.IX_API_RETRY_AFTER_SECONDS,
     submitQueueTimeoutMs: env.IX_API_DB_CONNECT_TIMEOUT_MS,
+    headersTimeoutMs: env.IX_API_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.IX_API_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: env.IX_API_KEEP_ALIVE_TIMEOUT_MS,
+    idleTimeoutMs: env.IX_API_IDLE_TIMEOUT_MS,
+    maxConnections: env.IX_API_MAX_CONNECTIONS,
+    callbackAllowedHosts: env.IX_CALLBACK_ALLOWED_HOSTS,
   };
 }
 

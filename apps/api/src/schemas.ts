@@ -1,4 +1,5 @@
 import { ClientId, Job, JobList, ListJobsQuery, Problem, RequestId, SubmitJobBody } from "@ix/contracts";
+import { type CallbackTargetPolicy, createCallbackTargetPolicy, ipLiteralRefusal } from "@ix/contracts/callback-target";
 import { z } from "zod";
 
 /**
@@ -20,22 +21,62 @@ function unstorable(value: string): string | null {
   return null;
 }
 
-function checkStorable(value: unknown, path: PropertyKey[], ctx: z.RefinementCtx): void {
-  if (typeof value === "string") {
-    const message = unstorable(value);
-    if (message) ctx.addIssue({ code: "custom", path, message });
-  } else if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) checkStorable(item, [...path, index], ctx);
-  } else if (typeof value === "object" && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      const message = unstorable(key);
-      if (message) ctx.addIssue({ code: "custom", path: [...path, key], message: `key ${message}` });
-      checkStorable(item, [...path, key], ctx);
+/** How deep objects and arrays may nest in a submission: far beyond any real request, far below a stack's depth. */
+export const MAX_NESTING = 64;
+
+/**
+ * Walks the whole body once, iteratively (a recursive walk overflowed the
+ * stack on a small body nested thousands deep): strings and keys JSONB cannot
+ * store, and nesting deeper than MAX_NESTING, each become an issue at its path.
+ * Past the depth limit nothing further is walked, so the cost stays linear in
+ * the body's size.
+ */
+function checkStorable(body: unknown, ctx: z.RefinementCtx): void {
+  const stack: Array<{ value: unknown; path: PropertyKey[] }> = [{ value: body, path: [] }];
+  for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+    const { value, path } = frame;
+    if (typeof value === "string") {
+      const message = unstorable(value);
+      if (message) ctx.addIssue({ code: "custom", path, message });
+      continue;
+    }
+    if (typeof value !== "object" || value === null) continue;
+    // The body itself is level 1: a container at path length MAX_NESTING would be level MAX_NESTING + 1.
+    if (path.length >= MAX_NESTING) {
+      ctx.addIssue({ code: "custom", path, message: `objects and arrays may nest at most ${MAX_NESTING} levels deep` });
+      continue;
+    }
+    const children: Array<[PropertyKey, unknown]> = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
+    // Pushed in reverse, so issues come out in document order.
+    for (let index = children.length - 1; index >= 0; index--) {
+      const [key, item] = children[index]!;
+      if (typeof key === "string") {
+        const message = unstorable(key);
+        if (message) ctx.addIssue({ code: "custom", path: [...path, key], message: `key ${message}` });
+      }
+      stack.push({ value: item, path: [...path, key] });
     }
   }
 }
 
-export const SubmitJobRequest = SubmitJobBody.superRefine((body, ctx) => checkStorable(body, [], ctx));
+/**
+ * The POST /jobs body: the contract, plus what only the API checks: storable
+ * strings, bounded nesting, and a callback_url whose host is an IP literal
+ * must pass the callback target policy (a hostname is checked by the worker
+ * on the address it resolves to).
+ */
+export function submitJobRequest(policy: CallbackTargetPolicy) {
+  return SubmitJobBody.superRefine((body, ctx) => {
+    checkStorable(body, ctx);
+    if (typeof body.callback_url === "string") {
+      const refusal = ipLiteralRefusal(body.callback_url, policy);
+      if (refusal !== null) ctx.addIssue({ code: "custom", path: ["callback_url"], message: refusal });
+    }
+  });
+}
+
+/** With the default policy (no IX_CALLBACK_ALLOWED_HOSTS). */
+export const SubmitJobRequest = submitJobRequest(createCallbackTargetPolicy());
 
 export const JobIdParams = z.strictObject({ job_id: z.uuid().describe("The job_id returned by POST /jobs") });
 

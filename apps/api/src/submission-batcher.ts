@@ -52,8 +52,9 @@ export interface SubmissionBatcherOptions {
  * go together in the next one. The batch size thus follows the load by itself.
  * Idempotency is the store's: results come back per submission,
  * and a later submission of a key already in the batch gets the first's job.
- * A statement that fails fails every submission in it with the same error, so
- * each request gets the answer it would have got alone (e.g. 503).
+ * Each submission is settled on its own: one whose row the insert created is
+ * answered 201 even if re-reading the batch's already existing keys then
+ * fails, and those get the error (e.g. 503), as each would have alone.
  */
 export class SubmissionBatcher {
   readonly #db: Executor;
@@ -108,14 +109,15 @@ export class SubmissionBatcher {
 
   async #send(batch: Waiting[]): Promise<void> {
     try {
-      const results = await jobs.insertPendingMany(
+      const results = await jobs.insertPendingManySettled(
         this.#db,
         batch.map((w) => w.submission),
       );
       batch.forEach((waiting, index) => {
         const result = results[index];
-        if (result) waiting.resolve(result);
-        else waiting.reject(new Error(`insertPendingMany returned ${results.length} results for ${batch.length} submissions`));
+        if (result?.status === "fulfilled") waiting.resolve(result.value);
+        else if (result?.status === "rejected") waiting.reject(result.reason);
+        else waiting.reject(new Error(`insertPendingManySettled returned ${results.length} results for ${batch.length} submissions`));
       });
     } catch (error) {
       for (const waiting of batch) waiting.reject(error);

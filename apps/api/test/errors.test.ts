@@ -72,6 +72,70 @@ describe("problem+json for bad requests", () => {
     }
   });
 
+  test("deep nesting is a 400 naming where, not a stack overflow: 64 levels pass, 65 do not", async ({ database: { db } }) => {
+    const app = await appFor(db);
+    const nested = (levels: number, leaf: unknown = 1): unknown => {
+      let value = leaf;
+      for (let i = 0; i < levels; i++) value = [value];
+      return value;
+    };
+    const post = (payload: string) =>
+      app.inject({ method: "POST", url: "/jobs", headers: { "content-type": "application/json" }, payload });
+    try {
+      // The body is level 1 and options level 2, so 62 arrays inside options.a end at level 64.
+      expect((await post(JSON.stringify(body({ options: { a: nested(62) } })))).statusCode).toBe(201);
+      const tooDeep = expectProblem(await post(JSON.stringify(body({ options: { a: nested(63) } }))), 400, "validation");
+      expect(tooDeep.errors).toEqual([
+        { path: ["options", "a", ...Array(62).fill("0")].join("."), message: "objects and arrays may nest at most 64 levels deep" },
+      ]);
+      // The reported case: an 8 KB body nested ~4,000 deep answered 500 (RangeError in a recursive walk).
+      const arrays = `{"use_case":"extract_fields","ix_client_id":"client-a","request_id":"deep-1","context":{"texts":["t"]},"options":{"a":${"[".repeat(4_000)}${"]".repeat(4_000)}}}`;
+      expect(Buffer.byteLength(arrays)).toBeLessThan(8_300);
+      expectProblem(await post(arrays), 400, "validation");
+      const objects = `{"use_case":"extract_fields","ix_client_id":"client-a","request_id":"deep-2","context":{"texts":["t"]},"options":${'{"a":'.repeat(1_500)}1${"}".repeat(1_500)}}`;
+      expectProblem(await post(objects), 400, "validation");
+      // As deep as a 1 MB body allows.
+      const deepest = `{"use_case":"extract_fields","ix_client_id":"client-a","request_id":"deep-3","context":{"texts":["t"]},"options":{"a":${"[".repeat(500_000)}${"]".repeat(500_000)}}}`;
+      expectProblem(await post(deepest), 400, "validation");
+      expect(await jobCount(db)).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test("a callback_url whose host is a non-public IP literal is a 400 saying why; names wait for the worker's check", async ({
+    database: { db },
+  }) => {
+    const app = await appFor(db);
+    const allowing = await buildApp({ db, config: apiConfig({ callbackAllowedHosts: ["127.0.0.0/8"] }) });
+    try {
+      for (const [url, why] of [
+        ["http://169.254.169.254/latest/meta-data/", /link-local/],
+        ["http://127.0.0.1:9000/hook", /loopback/],
+        ["http://2130706433/hook", /loopback/],
+        ["https://[::1]/hook", /loopback/],
+        ["http://10.0.0.8/hook", /private/],
+        ["http://[::ffff:192.168.0.1]/", /IPv4-mapped/],
+      ] as const) {
+        const response = await app.inject({ method: "POST", url: "/jobs", payload: body({ callback_url: url }) });
+        const refused = expectProblem(response, 400, "validation");
+        expect(refused.errors).toEqual([{ path: "callback_url", message: expect.stringMatching(why) }]);
+        expect(refused.errors?.[0]?.message).toMatch(/allow it with IX_CALLBACK_ALLOWED_HOSTS$/);
+      }
+      expect(await jobCount(db)).toBe(0);
+      for (const url of ["https://hooks.example.com/ix", "https://8.8.8.8/ix", "http://[2606:4700:4700::1111]/ix"]) {
+        expect((await app.inject({ method: "POST", url: "/jobs", payload: body({ callback_url: url }) })).statusCode).toBe(201);
+      }
+      // IX_CALLBACK_ALLOWED_HOSTS lets the API accept what the worker is configured to reach.
+      const allowed = await allowing.inject({ method: "POST", url: "/jobs", payload: body({ callback_url: "http://127.0.0.1:9000/hook" }) });
+      expect(allowed.statusCode).toBe(201);
+      expect(await jobCount(db)).toBe(4);
+    } finally {
+      await app.close();
+      await allowing.close();
+    }
+  });
+
   test("malformed or empty JSON is 400 malformed-json", async ({ database: { db } }) => {
     const app = await appFor(db);
     try {

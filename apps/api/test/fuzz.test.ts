@@ -80,6 +80,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
       if (where === "option-key") return { ...valid, options: { [text]: 1 } };
       return { ...valid, options: { nested: [{ value: text }] } };
     }),
+  // A callback_url whose host is a non-public IP literal, in any spelling the URL parser normalises.
+  fc
+    .constantFrom("127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "10.1.2.3", "169.254.169.254", "[::1]", "[::ffff:10.0.0.1]", "[fd00::1]", "0.0.0.0", "100.64.0.1")
+    .map((host): Mutation => (valid) => ({ ...valid, callback_url: `http://${host}:8080/hook` })),
   // A callback_url that is not http(s) or too long.
   fc.oneof(
     fc.constantFrom("ftp://x.example/", "javascript:alert(1)", "file:///etc/passwd", "//no-scheme", "http//x", ""),
@@ -113,6 +117,18 @@ const malformedRequest = fc.oneof(
     // A valid body under a content type that is not JSON.
     arbitrary: fc.constantFrom("text/plain", "text/html", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/octet-stream", "application/json-seq", "image/png")
       .map((contentType) => ({ contentType, payload: JSON.stringify(body()) })),
+  },
+  {
+    weight: 1,
+    // Options nested past the 64-level limit, up to thousands deep; written as text, since building
+    // such a value and stringifying it would overflow this test's own stack.
+    // Kept within the body limit: ~2 bytes a level as arrays, ~6 as objects.
+    arbitrary: fc.oneof(fc.tuple(fc.integer({ min: 63, max: 3_900 }), fc.constant(true)), fc.tuple(fc.integer({ min: 63, max: 1_300 }), fc.constant(false))).map(([levels, arrays]) => {
+      const valid = JSON.stringify(body());
+      const [open, close] = arrays ? ["[", "]"] : ['{"k":', "}"];
+      const deep = `${open.repeat(levels)}"leaf"${close.repeat(levels)}`;
+      return { contentType: "application/json", payload: `${valid.slice(0, -1)},"options":{"deep":${deep}}}` };
+    }),
   },
   {
     weight: 1,

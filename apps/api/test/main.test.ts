@@ -19,6 +19,12 @@ describe("environment", () => {
       bodyLimitBytes: 1_048_576,
       retryAfterSeconds: 2,
       submitQueueTimeoutMs: 2_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      idleTimeoutMs: 60_000,
+      maxConnections: 1_000,
+      callbackAllowedHosts: [],
     });
     expect(env.IX_POSTGRES_URL).toBeUndefined();
   });
@@ -34,7 +40,7 @@ describe("environment", () => {
         IX_API_PORT: "eighty",
         IX_API_BODY_LIMIT_BYTES: "-1",
         IX_POSTGRES_URL: "mysql://x",
-        IX_API_KEYS: "nocolon,bad client:key-long-enough-1234,short:tiny-secret,a:same-key-0123456789,b:same-key-0123456789",
+        IX_API_KEYS: "nocolon,bad client:key-long-enough-1234,short:tiny-secret,a:same-key-0123456789-abcdef,b:same-key-0123456789-abcdef",
       });
     expect(attempt).toThrow(ConfigError);
     try {
@@ -52,9 +58,48 @@ describe("environment", () => {
       ]);
       const message = (error as Error).message;
       expect(message).not.toContain("tiny-secret");
-      expect(message).not.toContain("same-key-0123456789");
+      expect(message).not.toContain("same-key-0123456789-abcdef");
       expect(message).toContain('already given to client "a"');
     }
+  });
+
+  plainTest("IX_API_KEYS refuses what would silently weaken auth: empty entries, whitespace in a key, keys under 24 characters", () => {
+    const problemsOf = (value: string): string[] => {
+      try {
+        parseApiEnv({ IX_API_KEYS: value });
+      } catch (error) {
+        return (error as ConfigError).problems.map((p) => `${p.variable}: ${p.message}`);
+      }
+      return [];
+    };
+    // A lone comma used to parse as "no keys", which turns auth off.
+    expect(problemsOf(",")).toEqual([
+      "IX_API_KEYS: pair 1 is empty (a stray comma?); every entry must be client_id:key",
+      "IX_API_KEYS: pair 2 is empty (a stray comma?); every entry must be client_id:key",
+    ]);
+    expect(problemsOf(" ")).toHaveLength(1);
+    expect(problemsOf(`${KEYS_ENV},`)).toEqual([expect.stringMatching(/^IX_API_KEYS: pair 3 is empty/)]);
+    // A key with a space can never be presented as one bearer token.
+    expect(problemsOf("alice:correct horse battery staple!!")).toEqual([
+      "IX_API_KEYS: pair 1: the key contains whitespace, which a bearer token cannot carry",
+    ]);
+    expect(problemsOf(`alice:${"k".repeat(23)}`)).toEqual([
+      "IX_API_KEYS: pair 1: the key (after the colon) must be at least 24 characters",
+    ]);
+    expect(problemsOf(`alice:${"k".repeat(24)}`)).toEqual([]);
+  });
+
+  plainTest("a pair written key-first never echoes the key", () => {
+    const secret = "alice-key-4f7a9c2e1b8d6f3a0c5e";
+    let message = "";
+    try {
+      parseApiEnv({ IX_API_KEYS: `${secret}:alice` });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/IX_API_KEYS: pair 1: the key \(after the colon\) must be at least 24 characters/);
+    expect(message).not.toContain(secret);
+    expect(message).not.toContain("alice-key");
   });
 
   plainTest("the schema's keys are the variable names (for docs and the CLI)", () => {

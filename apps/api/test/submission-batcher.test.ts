@@ -1,7 +1,7 @@
 import type { RequestIX } from "@ix/contracts";
-import { connect, isTransientDbError, sql, type Database } from "@ix/store";
+import { connect, isTransientDbError, jobs, sql, type Database } from "@ix/store";
 import { freePort } from "@ix/store/provision";
-import { test } from "@ix/testing";
+import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher";
 import { body } from "./fixtures";
@@ -99,6 +99,72 @@ describe("SubmissionBatcher", () => {
     } finally {
       await locker.query("rollback").catch(() => undefined);
       locker.release();
+      await batcher.close();
+    }
+  });
+
+  test("a batch whose re-read of existing keys fails: the new submission is answered created (it is stored), only the existing key fails", async ({
+    database,
+  }) => {
+    const { db } = database;
+    const apiDb = database.connect({ max: 4, statementTimeoutMillis: 3_000 });
+    const batcher = new SubmissionBatcher(apiDb);
+    const lockWaiters = async () =>
+      (
+        await db.execute<{ n: number }>(
+          sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+        )
+      ).rows[0]?.n ?? 0;
+    // Two transactions each hold one key uncommitted: Z makes the first statement wait
+    // (so the next two submissions queue into one batch), X makes that batch's insert wait.
+    const [z, x, newA] = [submission({ request_id: "held-Z" }), submission({ request_id: "held-X" }), submission({ request_id: "new-A" })];
+    const holders = [z, x].map((held) => {
+      let commit: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => {
+        commit = resolve;
+      });
+      let inserted: () => void = () => undefined;
+      const ready = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      const done = db.transaction(async (tx) => {
+        await jobs.insertPending(tx, held);
+        inserted();
+        await gate;
+      });
+      return { ready, commit: () => commit(), done };
+    });
+    await Promise.all(holders.map((h) => h.ready));
+    const locker = await db.$client.connect();
+    try {
+      const first = batcher.submit(z);
+      const [createdA, failedX] = [batcher.submit(newA), batcher.submit(x)];
+      failedX.catch(() => undefined); // awaited below
+      await waitFor("the first statement to wait on Z", async () => (await lockWaiters()) === 1);
+      holders[0]?.commit();
+      expect((await first).created).toBe(false);
+      await waitFor("the batch [new-A, X] to wait on X", async () => (await lockWaiters()) === 1);
+      await locker.query("begin");
+      const locked = locker.query("lock table ix_jobs in access exclusive mode");
+      await waitFor("the lock to queue behind the batch's insert", async () => (await lockWaiters()) === 2);
+      holders[1]?.commit();
+      await holders[1]?.done;
+      // Granted as the batch's insert commits: the re-read of X waits on it until statement_timeout.
+      await locked;
+
+      const a = await createdA;
+      const error = await failedX.then(() => null, (reason: unknown) => reason);
+      await locker.query("rollback");
+      expect(a.created).toBe(true);
+      expect(await jobs.get(db, a.job.job_id)).toEqual(a.job);
+      // The existing key's refusal is transient: the route answers it 503, and a retry gets the job.
+      expect(isTransientDbError(error)).toBe(true);
+      expect((await batcher.submit(x)).created).toBe(false);
+    } finally {
+      await locker.query("rollback").catch(() => undefined);
+      locker.release();
+      for (const holder of holders) holder.commit();
+      await Promise.all(holders.map((h) => h.done));
       await batcher.close();
     }
   });

@@ -41,6 +41,10 @@ describe("usage", () => {
     expect(result.stderr).toContain("IX_WORKER_CONCURRENCY");
     expect(result.stderr).toContain("IX_API_PORT");
     expect(existsSync(dataDir)).toBe(false);
+    // A variable both the API and the worker read is reported once.
+    const shared = await runIx(["start"], { IX_CALLBACK_ALLOWED_HOSTS: "not a host!", IX_DATA_DIR: dataDir });
+    expect(shared.code).toBe(2);
+    expect(shared.stderr.match(/IX_CALLBACK_ALLOWED_HOSTS/g)).toHaveLength(1);
   });
 
   it("ix api and ix worker refuse to run without IX_POSTGRES_URL", async () => {

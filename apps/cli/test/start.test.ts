@@ -99,6 +99,36 @@ describe("ix start", () => {
     }
   });
 
+  test("with IX_API_KEYS the banner never prints a key: its curl example reads $IX_API_KEY, which works", async ({ database: { url } }) => {
+    const key = "start-banner-key-7c1e9a4f2b6d8e0a";
+    const port = await freePort();
+    const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "info", IX_API_KEYS: `alice:${key}` });
+    let output = "";
+    ix.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    ix.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const banner = await waitForOutput(ix, "Press Ctrl-C to stop.");
+      expect(banner).toContain('-H "authorization: Bearer $IX_API_KEY"');
+      expect(banner).toContain('"ix_client_id":"alice"');
+      expect(banner).toContain('set IX_API_KEY to a key of client "alice"');
+      // What the banner tells the user to do works.
+      const dir = await mkdtemp(join(tmpdir(), "ix-keys-"));
+      try {
+        const file = join(dir, "req.json");
+        await writeFile(file, JSON.stringify({ use_case: "extract_fields", ix_client_id: "alice", request_id: "k-1", context: { texts: ["x"] } }));
+        const submitted = await runIx(["submit", file], { IX_API_URL: `http://127.0.0.1:${port}`, IX_API_KEY: key });
+        expect(submitted.code, submitted.stderr).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    } finally {
+      ix.kill("SIGINT");
+      expect(await exited(ix)).toBe(0);
+    }
+    // Nothing ix start printed, banner or logs, carries the key.
+    expect(output).not.toContain(key);
+  });
+
   test("with no IX_ variables it runs on embedded PostgreSQL, stops it on Ctrl-C, and reuses the data", async () => {
     const dir = await mkdtemp(join(tmpdir(), "ix-fresh-"));
     // mkdtemp makes it 0700; as root, embedded PostgreSQL runs as the postgres user, who must get in.

@@ -1,3 +1,5 @@
+import { readdirSync } from "node:fs";
+import { connect as connectTcp, type Socket } from "node:net";
 import { Problem } from "@ix/contracts";
 import { apiConfig, startApi } from "@ix/api";
 import { sql } from "@ix/store";
@@ -5,7 +7,8 @@ import { describe, expect, test } from "@ix/testing";
 import fc from "fast-check";
 import { printFigures } from "../src/figures";
 import { createHttpClient, type RawRequest } from "../src/http-client";
-import { waitFor } from "../src/wait";
+import { killAll, spawnIx } from "../src/processes";
+import { pace, waitFor } from "../src/wait";
 
 const KEY_A = "fault-key-for-client-a-0123";
 const KEY_B = "fault-key-for-client-b-4567";
@@ -109,6 +112,20 @@ const unicodeEdges = fc.oneof(
     }),
 );
 
+/** Options nested past the API's 64-level limit, up to thousands deep, written as text (stringifying such a value would overflow this test's stack). */
+const deepNesting = fc
+  .oneof(fc.tuple(fc.integer({ min: 63, max: 7_500 }), fc.constant(true)), fc.tuple(fc.integer({ min: 63, max: 2_500 }), fc.constant(false)))
+  .map(([levels, arrays]) => {
+    const [open, close] = arrays ? ["[", "]"] : ['{"k":', "}"];
+    const valid = JSON.stringify(validBody({ request_id: "deep" }));
+    return post("deep-nesting", `${valid.slice(0, -1)},"options":{"deep":${open.repeat(levels)}1${close.repeat(levels)}}}`, [400]);
+  });
+
+/** A callback_url whose host is a non-public IP literal, in spellings the URL parser normalises: refused at submit. */
+const privateCallback = fc
+  .constantFrom("127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "10.0.0.8", "169.254.169.254", "[::1]", "[::ffff:10.0.0.1]", "[fe80::1]", "0.0.0.0")
+  .map((host) => post("private-callback", JSON.stringify(validBody({ callback_url: `http://${host}/hook` })), [400]));
+
 const wrongContentTypes = fc
   .tuple(
     fc.constantFrom("text/plain", "text/html", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/octet-stream", "application/json-patch+json", "image/png", "application/jsonx"),
@@ -179,6 +196,8 @@ const hostileRequest = fc.oneof(
   { weight: 2, arbitrary: missingOrUnknown },
   { weight: 2, arbitrary: hugeStrings },
   { weight: 3, arbitrary: unicodeEdges },
+  { weight: 1, arbitrary: deepNesting },
+  { weight: 1, arbitrary: privateCallback },
   { weight: 2, arbitrary: wrongContentTypes },
   { weight: 1, arbitrary: oversize },
   { weight: 2, arbitrary: badAuth },
@@ -186,6 +205,56 @@ const hostileRequest = fc.oneof(
   { weight: 2, arbitrary: badReads },
   { weight: 1, arbitrary: valid },
 );
+
+/** A connection that writes only what it is told, when it is told: records what came back and when it was closed. */
+interface Held {
+  kind: string;
+  socket: Socket;
+  received: string;
+  closedAfterMs?: number;
+}
+
+async function hold(url: string, kind: string): Promise<Held> {
+  const { hostname, port } = new URL(url);
+  const socket = connectTcp(Number(port), hostname);
+  const openedAt = performance.now();
+  const held: Held = { kind, socket, received: "" };
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => (held.received += chunk));
+  socket.on("error", () => undefined); // a reset is one way of being cut off
+  socket.on("close", () => (held.closedAfterMs = Math.round(performance.now() - openedAt)));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  return held;
+}
+
+/** Writes `text` one character every `everyMs` until it is sent or the socket is gone. */
+function trickle(held: Held, text: string, everyMs: number): void {
+  let at = 0;
+  const timer = setInterval(() => {
+    if (held.socket.destroyed || at >= text.length) return clearInterval(timer);
+    held.socket.write(text[at++]!);
+  }, everyMs);
+  held.socket.once("close", () => clearInterval(timer));
+}
+
+const statusOf = (held: Held) => /^HTTP\/1\.1 (\d{3}) /.exec(held.received)?.[1] ?? "none";
+
+/** Open file descriptors of a process (Linux /proc); null elsewhere. */
+function descriptors(pid: number): number | null {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
+function slowPostHead(headers: Record<string, string>): string {
+  const lines = Object.entries({ host: "ix.test", "content-type": "application/json", ...headers, "content-length": "100000" });
+  return `POST /jobs HTTP/1.1\r\n${lines.map(([k, v]) => `${k}: ${v}`).join("\r\n")}\r\n\r\n`;
+}
 
 describe("hostile clients against the API over a real socket", () => {
   test(`${RUNS.toLocaleString("en")} fuzzed requests: no 5xx, every refusal a problem, only the valid requests stored`, { timeout: 150_000 }, async ({
@@ -310,6 +379,155 @@ describe("hostile clients against the API over a real socket", () => {
       locker.release();
       client.close();
       await app.close();
+    }
+  });
+  test("slow bodies, slow headers and idle connections against a real `ix api` process: each cut off by its deadline, the API serving throughout; a flood past the connection cap bounded", { timeout: 90_000 }, async ({
+    database: { db, url: databaseUrl },
+  }) => {
+    const timeouts = { headersMs: 2_000, requestMs: 4_000, keepAliveMs: 1_000 };
+    const cap = 300;
+    const api = spawnIx("api", {
+      IX_POSTGRES_URL: databaseUrl,
+      IX_API_PORT: "0",
+      IX_API_KEYS: `client-a:${KEY_A}`,
+      IX_API_HEADERS_TIMEOUT_MS: String(timeouts.headersMs),
+      IX_API_REQUEST_TIMEOUT_MS: String(timeouts.requestMs),
+      IX_API_KEEP_ALIVE_TIMEOUT_MS: String(timeouts.keepAliveMs),
+      IX_API_MAX_CONNECTIONS: String(cap),
+      IX_LOG_LEVEL: "warn",
+    });
+    const held: Held[] = [];
+    try {
+      const url = String((await api.waitForLine("listening", (line) => line.fault === "listening")).url);
+      const fdsBefore = descriptors(api.pid);
+      let fdsPeak = fdsBefore ?? 0;
+      const sampleFds = () => {
+        fdsPeak = Math.max(fdsPeak, descriptors(api.pid) ?? 0);
+      };
+
+      // Phase 1: 200 hostile connections, all at once, loopback only.
+      const plan: Array<[string, number, (h: Held) => void]> = [
+        // A valid key and a body announced at 100,000 bytes, sent a byte every 500 ms.
+        ["slow-body", 60, (h) => {
+          h.socket.write(slowPostHead({ authorization: `Bearer ${KEY_A}` }));
+          trickle(h, "x".repeat(100_000), 500);
+        }],
+        // The same without a key: 401 before the body, and closed.
+        ["slow-body-no-key", 40, (h) => {
+          h.socket.write(slowPostHead({}));
+          trickle(h, "x".repeat(100_000), 500);
+        }],
+        // Headers sent a character every 250 ms, never finished.
+        ["slow-header", 50, (h) => trickle(h, `GET /healthz HTTP/1.1\r\nhost: ix.test\r\n${"x-pad: a\r\n".repeat(500)}`, 250)],
+        // Connected, then nothing.
+        ["idle", 50, () => undefined],
+      ];
+      for (const [kind, count, behave] of plan) {
+        for (let i = 0; i < count; i++) {
+          const h = await hold(url, kind);
+          behave(h);
+          held.push(h);
+        }
+      }
+
+      // A normal client throughout: /healthz and a submission, in turn, until every hostile connection is gone.
+      const client = createHttpClient(url);
+      const normal = { requests: 0, failures: 0, slowestMs: 0, submitted: 0 };
+      let stop = false;
+      const normalLoop = (async () => {
+        for (let i = 0; !stop; i++) {
+          const startedAt = performance.now();
+          const response = await (i % 2 === 0
+            ? client.send({ method: "GET", path: "/healthz", headers: {} })
+            : client.send({ method: "POST", path: "/jobs", headers: json, body: JSON.stringify(validBody({ request_id: `normal-${i}` })) })
+          ).catch(() => ({ status: 0 }));
+          normal.requests++;
+          normal.slowestMs = Math.max(normal.slowestMs, Math.round(performance.now() - startedAt));
+          if (response.status !== (i % 2 === 0 ? 200 : 201)) normal.failures++;
+          else if (i % 2 === 1) normal.submitted++;
+          sampleFds();
+          await pace(50);
+        }
+      })();
+      try {
+        await waitFor("every hostile connection to be closed by the API", () => held.every((h) => h.closedAfterMs !== undefined), {
+          timeoutMs: 20_000,
+        });
+      } finally {
+        stop = true;
+        await normalLoop;
+        client.close();
+      }
+      const fdsAfterPhase1 = descriptors(api.pid);
+
+      const byKind = new Map<string, Held[]>();
+      for (const h of held) byKind.set(h.kind, [...(byKind.get(h.kind) ?? []), h]);
+      const figures: Record<string, number | string> = {};
+      for (const [kind, list] of byKind) {
+        const times = list.map((h) => h.closedAfterMs ?? -1).sort((a, b) => a - b);
+        const statuses = new Map<string, number>();
+        for (const h of list) statuses.set(statusOf(h), (statuses.get(statusOf(h)) ?? 0) + 1);
+        figures[`${kind}_n`] = list.length;
+        figures[`${kind}_closed`] = list.filter((h) => h.closedAfterMs !== undefined).length;
+        figures[`${kind}_median_ms`] = times[Math.floor(times.length / 2)] ?? -1;
+        figures[`${kind}_max_ms`] = times.at(-1) ?? -1;
+        figures[`${kind}_answers`] = [...statuses].map(([status, n]) => `${status}x${n}`).join("+");
+      }
+      printFigures("slow-clients", {
+        headers_timeout_ms: timeouts.headersMs,
+        request_timeout_ms: timeouts.requestMs,
+        ...figures,
+        normal_requests: normal.requests,
+        normal_failures: normal.failures,
+        normal_slowest_ms: normal.slowestMs,
+        api_fds_before: fdsBefore ?? "n/a",
+        api_fds_peak: fdsPeak,
+        api_fds_after: fdsAfterPhase1 ?? "n/a",
+      });
+
+      // Each kind was ended by the API, with the answer its deadline or rule gives.
+      const answers = (kind: string) => new Set((byKind.get(kind) ?? []).map(statusOf));
+      expect(answers("slow-body")).toEqual(new Set(["408"]));
+      expect(answers("slow-body-no-key")).toEqual(new Set(["401"]));
+      expect(answers("slow-header")).toEqual(new Set(["408"]));
+      expect(answers("idle")).toEqual(new Set(["408"]));
+      // The API kept serving /healthz and submissions the whole time.
+      expect(normal.requests).toBeGreaterThan(4);
+      expect(normal.failures).toBe(0);
+      const stored = await db.execute<{ n: number }>(sql`select count(*)::int as n from ix_jobs where request_id like 'normal-%'`);
+      expect(stored.rows[0]?.n).toBe(normal.submitted);
+
+      // Phase 2: 2 × the cap of idle connections at once. The API holds at most `cap` of them; the rest
+      // are closed as soon as they are accepted (nothing sent back), so descriptors stay bounded.
+      held.length = 0;
+      const flood = await Promise.all(Array.from({ length: 2 * cap }, () => hold(url, "flood")));
+      held.push(...flood);
+      sampleFds();
+      await waitFor("every flood connection to be closed", () => {
+        sampleFds();
+        return flood.every((h) => h.closedAfterMs !== undefined);
+      }, { timeoutMs: 20_000 });
+      const dropped = flood.filter((h) => h.received === "").length;
+      const timedOut = flood.filter((h) => statusOf(h) === "408").length;
+      await waitFor("the API to serve /healthz again", async () => (await fetch(`${url}/healthz`)).status === 200, { timeoutMs: 10_000 });
+      printFigures("connection-flood", {
+        max_connections: cap,
+        opened: flood.length,
+        dropped_at_accept: dropped,
+        held_then_408: timedOut,
+        api_fds_before: fdsBefore ?? "n/a",
+        api_fds_peak: fdsPeak,
+        api_fds_after: descriptors(api.pid) ?? "n/a",
+      });
+      expect(dropped + timedOut).toBe(flood.length);
+      expect(timedOut).toBeLessThanOrEqual(cap);
+      expect(dropped).toBeGreaterThanOrEqual(cap);
+      // Descriptors: the held connections plus what the process had, never one per connection attempted.
+      if (fdsBefore !== null) expect(fdsPeak).toBeLessThan(fdsBefore + cap + 50);
+    } finally {
+      for (const h of held) h.socket.destroy();
+      killAll([api]);
+      await api.exited;
     }
   });
 });

@@ -1,12 +1,13 @@
 import type { RequestIX } from "@ix/contracts";
 import { Job, JobList } from "@ix/contracts";
+import type { CallbackTargetPolicy } from "@ix/contracts/callback-target";
 import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Caller } from "../auth";
 import { problem, sendProblem } from "../problems";
 import { isSameRequest } from "../resubmission";
-import { JobIdParams, JobsQuery, SubmitJobRequest } from "../schemas";
+import { JobIdParams, JobsQuery, submitJobRequest } from "../schemas";
 import { SubmissionBatcher } from "../submission-batcher";
 import { jsonResponse, problemResponses } from "./responses";
 
@@ -16,6 +17,8 @@ export interface JobRoutesOptions {
   authenticated: boolean;
   /** See ApiConfig.submitQueueTimeoutMs. */
   submitQueueTimeoutMs: number;
+  /** Applied at submit to a callback_url whose host is an IP literal. */
+  callbackPolicy: CallbackTargetPolicy;
 }
 
 /** A job is visible to its own client, or to anyone when the API runs without keys. */
@@ -23,10 +26,14 @@ function visibleTo(caller: Caller, job: Job): boolean {
   return caller.kind === "anonymous" || caller.clientId === job.client_id;
 }
 
-export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, { db, authenticated, submitQueueTimeoutMs }) => {
+export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
+  app,
+  { db, authenticated, submitQueueTimeoutMs, callbackPolicy },
+) => {
   const security = authenticated ? [{ bearer: [] }] : [];
   const auth = authenticated ? [401] : [];
   const submissions = new SubmissionBatcher(db, { maxWaitMs: submitQueueTimeoutMs });
+  const SubmitJobRequest = submitJobRequest(callbackPolicy);
   // Answers every queued submission before the app (and then the pool) closes, so no request hangs.
   app.addHook("onClose", () => submissions.close());
 

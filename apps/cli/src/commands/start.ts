@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
 import { ConfigError } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
-import { connect, migrateUp } from "@ix/store";
+import { connect, logSerializers, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
 import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv, workerPoolOptions } from "@ix/worker";
 import { pino } from "pino";
@@ -26,7 +26,10 @@ function parseAll(env: Record<string, string | undefined>) {
   };
   const apiEnv = attempt(() => parseApiEnv(env));
   const workerEnv = attempt(() => parseWorkerEnv(env));
-  if (!apiEnv || !workerEnv) throw new ConfigError(problems);
+  // A variable both read (IX_CALLBACK_ALLOWED_HOSTS, IX_LOG_LEVEL, …) is reported once.
+  const seen = new Set<string>();
+  const unique = problems.filter(({ variable, message }) => !seen.has(`${variable}\n${message}`) && seen.add(`${variable}\n${message}`));
+  if (!apiEnv || !workerEnv) throw new ConfigError(unique);
   return [apiEnv, workerEnv] as const;
 }
 
@@ -38,7 +41,7 @@ function parseAll(env: Record<string, string | undefined>) {
  */
 export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
   const [apiEnv, workerEnv] = parseAll(env);
-  const logger = pino({ level: apiEnv.IX_LOG_LEVEL });
+  const logger = pino({ level: apiEnv.IX_LOG_LEVEL, serializers: logSerializers });
 
   const dataDir = cliEnv.IX_DATA_DIR ?? join(REPOSITORY_ROOT, ".ix", "pg");
   const server = await provisionPostgres({
@@ -78,9 +81,11 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       logger: logger.child({ component: "worker" }),
     });
 
+    const apiConfig = apiConfigFromEnv(apiEnv);
     const { app, url: base } = await startApi({
       db: apiDb,
-      config: apiConfigFromEnv(apiEnv),
+      // The API refuses loopback IP-literal callback URLs at submit unless allowed, like the worker.
+      config: { ...apiConfig, callbackAllowedHosts: [...apiConfig.callbackAllowedHosts, ...LOOPBACK] },
       logger: logger.child({ component: "api" }),
     });
     stops.push((force) => {
@@ -92,8 +97,10 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     await worker.start();
     stops.push((force) => worker.stop({ force }));
 
-    const auth = apiEnv.IX_API_KEYS[0] ? ` -H 'authorization: Bearer ${apiEnv.IX_API_KEYS[0].key}'` : "";
-    const client = apiEnv.IX_API_KEYS[0]?.clientId ?? "demo";
+    // The key itself is never printed (terminals are logged and shared): the example reads it from the shell.
+    const firstKey = apiEnv.IX_API_KEYS[0];
+    const auth = firstKey ? ` -H "authorization: Bearer $IX_API_KEY"` : "";
+    const client = firstKey?.clientId ?? "demo";
     process.stdout.write(
       [
         "",
@@ -103,6 +110,7 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
         `  database  ${redactUrl(server.url)}${server.kind === "embedded" ? ` (embedded, data in ${dataDir})` : ""}`,
         "",
         "Submit a job:",
+        ...(firstKey ? [`  (set IX_API_KEY to a key of client "${client}" from IX_API_KEYS; keys are not printed)`] : []),
         `  curl -s ${base}/jobs -H 'content-type: application/json'${auth} \\`,
         `    -d '{"use_case":"extract_fields","ix_client_id":"${client}","request_id":"hello-1","context":{"texts":["Invoice 42, total 10.00 EUR"]},"options":{"fields":{"total":"\\\\d+\\\\.\\\\d{2}"}}}'`,
         "",

@@ -4,8 +4,10 @@ export { claimDueCallbacks, recordCallbackAttempt, type CallbackDelivery } from 
 export { claimPending, claimPendingStatement, type ClaimParams } from "./claim";
 export { completeMany, type Completion } from "./complete";
 export {
+  ConflictingRowGoneError,
   insertPending,
   insertPendingMany,
+  insertPendingManySettled,
   newIxId,
   PENDING_CHANNEL,
   type InsertPendingParams,

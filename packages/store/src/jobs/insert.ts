@@ -117,24 +117,54 @@ function insertStatement(db: Executor): ReturnType<typeof prepareInsert> {
 }
 
 /**
- * `insertPending` for many submissions in one statement (above), then one re-select of
- * the keys that already existed. Results come back in input order. Batching
- * exists because NOTIFY serialises commits (PostgreSQL holds a database-wide
- * lock from PreCommit_Notify until the commit record is flushed), so one
- * transaction per submission cannot share a WAL flush; one statement per batch
- * pays one flush, and PostgreSQL collapses the identical notifications of a
- * transaction, so a batch wakes workers once.
+ * A key conflicted on insert, but its row was gone when re-read (pruned in
+ * between) and was taken again by each retry. Carries SQLSTATE 40001
+ * (serialization_failure), which callers treat as "retry": the same
+ * submission a moment later settles normally.
+ */
+export class ConflictingRowGoneError extends Error {
+  readonly code = "40001";
+  constructor(clientId: string, requestId: string, rounds: number) {
+    super(`job (${clientId}, ${requestId}) conflicted on insert but its row was gone when re-read, ${rounds} times (pruned concurrently?)`);
+    this.name = "ConflictingRowGoneError";
+  }
+}
+
+/** Inserts of a key whose conflicting row vanished before its re-read; each round is one insert statement. */
+const MAX_ROUNDS = 3;
+
+type Value = { ixId: string; clientId: string; requestId: string; request: RequestIX; callbackUrl: string | null };
+
+/**
+ * `insertPending` for many submissions: one insert statement per batch
+ * (above), then, only if some keys already existed, one re-select of those
+ * rows. Each item is settled on its own, in input order, as with
+ * `Promise.allSettled`: an item whose row the insert created is fulfilled even
+ * if the re-read for the others then fails (its row is committed, so refusing
+ * it would tell a client "retry" about a job that exists). A key whose
+ * conflicting row was deleted between the insert and the re-read (a
+ * concurrent prune) is free again and is inserted again, up to MAX_ROUNDS
+ * times, then refused with ConflictingRowGoneError.
+ *
+ * Batching exists because NOTIFY serialises commits (PostgreSQL holds a
+ * database-wide lock from PreCommit_Notify until the commit record is
+ * flushed), so one transaction per submission cannot share a WAL flush; one
+ * statement per batch pays one flush, and PostgreSQL collapses the identical
+ * notifications of a transaction, so a batch wakes workers once.
  *
  * Within a batch the first item of a key wins, as if the items had been
  * inserted one after another: later items of that key get `created: false`
- * and the first's row. They are dropped before the statement (ON CONFLICT DO
- * NOTHING would skip them too, but the first's row could not be re-read in the
- * same statement).
+ * and the first's row (or the first's error). They are dropped before the
+ * statement (ON CONFLICT DO NOTHING would skip them too, but the first's row
+ * could not be re-read in the same statement).
+ *
+ * In a caller's transaction a failed statement aborts that transaction: its
+ * fulfilled items stand only if the caller commits.
  */
-export async function insertPendingMany(
+export async function insertPendingManySettled(
   db: Executor,
   items: readonly InsertPendingParams[],
-): Promise<InsertPendingResult[]> {
+): Promise<Array<PromiseSettledResult<InsertPendingResult>>> {
   if (items.length === 0) return [];
   const keys = items.map(({ request }) => correlationKey(request.ix_client_id, request.request_id));
   const firstOfKey = new Map<string, number>();
@@ -146,44 +176,82 @@ export async function insertPendingMany(
   // uncommitted row of the same key waits for it, so two batches inserting
   // overlapping keys in different orders could deadlock. In one order they cannot.
   firsts.sort((a, b) => compareKeys(a.request, b.request));
-  const values = firsts.map(({ request, callbackUrl = null }) => {
+  const values: Value[] = firsts.map(({ request, callbackUrl = null }) => {
     const ixId = newIxId();
     // A client's own ix_id is ignored: ix assigns it.
     const stored: RequestIX = { ...request, ix_id: ixId };
     return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl };
   });
-  const inserted = await insertStatement(db).execute({
-    ixIds: values.map((v) => v.ixId),
-    clientIds: values.map((v) => v.clientId),
-    requestIds: values.map((v) => v.requestId),
-    requests: values.map((v) => JSON.stringify(v.request)),
-    callbackUrls: values.map((v) => v.callbackUrl),
-  });
 
-  const byKey = new Map<string, InsertPendingResult>();
-  for (const { notified: _, ...row } of inserted) {
-    byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: true });
-  }
-  const conflicted = values.filter((v) => !byKey.has(correlationKey(v.clientId, v.requestId)));
-  if (conflicted.length > 0) {
-    // The conflicting rows are committed (ON CONFLICT waited for them), so this
-    // statement's fresh snapshot sees them.
-    const existing = await db
-      .select()
-      .from(ixJobs)
-      .where(
-        sql`(${ixJobs.clientId}, ${ixJobs.requestId}) in (select * from unnest(${sql.param(conflicted.map((v) => v.clientId))}::text[], ${sql.param(conflicted.map((v) => v.requestId))}::text[]))`,
-      );
-    for (const row of existing) byKey.set(correlationKey(row.clientId, row.requestId), { job: toJob(row), created: false });
-  }
-  return keys.map((key, index) => {
-    const result = byKey.get(key);
-    if (!result) {
-      const [clientId, requestId] = JSON.parse(key) as [string, string];
-      throw new Error(
-        `job (${clientId}, ${requestId}) conflicted on insert but was gone when re-read (pruned concurrently?)`,
-      );
+  const settled = new Map<string, PromiseSettledResult<InsertPendingResult>>();
+  const keyOf = (v: Value) => correlationKey(v.clientId, v.requestId);
+  const fail = (of: Value[], reason: unknown) => {
+    for (const v of of) settled.set(keyOf(v), { status: "rejected", reason });
+  };
+  let pending = values;
+  for (let round = 1; pending.length > 0; round++) {
+    if (round > MAX_ROUNDS) {
+      for (const v of pending) settled.set(keyOf(v), { status: "rejected", reason: new ConflictingRowGoneError(v.clientId, v.requestId, MAX_ROUNDS) });
+      break;
     }
-    return firstOfKey.get(key) === index ? result : { job: result.job, created: false };
+    let inserted: Awaited<ReturnType<ReturnType<typeof insertStatement>["execute"]>>;
+    try {
+      inserted = await insertStatement(db).execute({
+        ixIds: pending.map((v) => v.ixId),
+        clientIds: pending.map((v) => v.clientId),
+        requestIds: pending.map((v) => v.requestId),
+        requests: pending.map((v) => JSON.stringify(v.request)),
+        callbackUrls: pending.map((v) => v.callbackUrl),
+      });
+    } catch (error) {
+      // One statement: it stored none of these rows.
+      fail(pending, error);
+      break;
+    }
+    for (const { notified: _, ...row } of inserted) {
+      settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: true } });
+    }
+    const conflicted = pending.filter((v) => !settled.has(keyOf(v)));
+    if (conflicted.length === 0) break;
+    try {
+      // The conflicting rows are committed (ON CONFLICT waited for them), so this
+      // statement's fresh snapshot sees them, unless they were deleted since.
+      const existing = await db
+        .select()
+        .from(ixJobs)
+        .where(
+          sql`(${ixJobs.clientId}, ${ixJobs.requestId}) in (select * from unnest(${sql.param(conflicted.map((v) => v.clientId))}::text[], ${sql.param(conflicted.map((v) => v.requestId))}::text[]))`,
+        );
+      for (const row of existing) {
+        settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: false } });
+      }
+    } catch (error) {
+      fail(conflicted, error);
+      break;
+    }
+    pending = conflicted.filter((v) => !settled.has(keyOf(v)));
+  }
+
+  return keys.map((key, index) => {
+    const result = settled.get(key);
+    if (!result) throw new Error(`insertPendingManySettled left ${key} unsettled`);
+    if (firstOfKey.get(key) === index || result.status === "rejected") return result;
+    return { status: "fulfilled", value: { job: result.value.job, created: false } };
+  });
+}
+
+/**
+ * `insertPendingManySettled` for callers that take a batch as a whole: the
+ * results in input order, or the first item's error if any item failed (items
+ * whose rows were created are then stored nonetheless).
+ */
+export async function insertPendingMany(
+  db: Executor,
+  items: readonly InsertPendingParams[],
+): Promise<InsertPendingResult[]> {
+  const settled = await insertPendingManySettled(db, items);
+  return settled.map((result) => {
+    if (result.status === "rejected") throw result.reason;
+    return result.value;
   });
 }
