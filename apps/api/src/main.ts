@@ -1,5 +1,5 @@
 import { shutdownOnSignals } from "@ix/process";
-import { connect, migrationStatus, type Database } from "@ix/store";
+import { connect, logSerializers, migrationStatus, type Database } from "@ix/store";
 import { redactUrl } from "@ix/store/provision";
 import { pino, type Logger } from "pino";
 import { buildApp, type ApiApp } from "./app";
@@ -40,7 +40,7 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
   const config = apiConfigFromEnv(env);
   const url = requirePostgresUrl(env);
   assertSafeBind(config);
-  const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL });
+  const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL, serializers: logSerializers });
 
   const db = connect(url, {
     ...apiPoolOptionsFromEnv(env),

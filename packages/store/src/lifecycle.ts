@@ -111,11 +111,13 @@ export function decideOrphan(
 /**
  * What one callback POST came to, as the sender saw it. A failure carries the
  * receiver's status when it answered, and its `Retry-After` in seconds when it
- * sent a usable one.
+ * sent a usable one. `error` is what the row records (with the start of the
+ * receiver's answer); `summary`, when set, is the same without the receiver's
+ * words, for logs.
  */
 export type CallbackSendResult =
   | { ok: true; status: number }
-  | { ok: false; error: string; permanent: boolean; status?: number; retryAfterSeconds?: number };
+  | { ok: false; error: string; permanent: boolean; status?: number; retryAfterSeconds?: number; summary?: string };
 
 export type CallbackOutcome =
   | { kind: "delivered" }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
 import { ConfigError } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
-import { connect, migrateUp } from "@ix/store";
+import { connect, logSerializers, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
 import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv, workerPoolOptions } from "@ix/worker";
 import { pino } from "pino";
@@ -38,7 +38,7 @@ function parseAll(env: Record<string, string | undefined>) {
  */
 export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
   const [apiEnv, workerEnv] = parseAll(env);
-  const logger = pino({ level: apiEnv.IX_LOG_LEVEL });
+  const logger = pino({ level: apiEnv.IX_LOG_LEVEL, serializers: logSerializers });
 
   const dataDir = cliEnv.IX_DATA_DIR ?? join(REPOSITORY_ROOT, ".ix", "pg");
   const server = await provisionPostgres({
