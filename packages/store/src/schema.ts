@@ -46,6 +46,11 @@ export const ixJobs = pgTable(
     index("ix_jobs_callback_due_idx")
       .on(t.callbackNextAttemptAt)
       .where(sql`${t.callbackNextAttemptAt} is not null`),
+    // Serves the fair callback claim: it jumps from client to client and reads
+    // only each one's oldest due deliveries, instead of ranking every due row.
+    index("ix_jobs_callback_client_idx")
+      .on(t.clientId, t.callbackNextAttemptAt)
+      .where(sql`${t.callbackNextAttemptAt} is not null`),
     // Serves the per-client listing, newest first (keyset pagination, scanned backwards).
     index("ix_jobs_client_created_idx").on(t.clientId, t.createdAt, t.jobId),
     // Serves pruning: terminal rows by age.

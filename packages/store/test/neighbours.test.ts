@@ -210,9 +210,10 @@ describe("due callbacks are claimed fairly", () => {
     expect(claimed.find((d) => d.job.client_id === "bob")).toMatchObject({ job: { job_id: bob.job_id }, host: "bob.example", attempt: 1 });
   });
 
-  test("a host at its cap gets nothing more; other hosts fill the claim", async ({ database: { db } }) => {
+  test("a host at its cap gets nothing more; other clients' hosts fill the claim", async ({ database: { db } }) => {
     for (let i = 0; i < 10; i++) await dueJob(db, "alice", "Dead.Example:8443", 100 - i);
-    for (let i = 0; i < 3; i++) await dueJob(db, "alice", "live.example", 50 - i);
+    for (let i = 0; i < 3; i++) await dueJob(db, "bob", "live.example", 50 - i);
+    for (let i = 0; i < 3; i++) await dueJob(db, "carol", `live-${i}.example`, 50 - i);
     const claimed = await jobs.claimDueCallbacks(db, {
       limit: 10,
       leaseSeconds: 30,
@@ -220,7 +221,26 @@ describe("due callbacks are claimed fairly", () => {
     });
     const byHost = new Map<string, number>();
     for (const d of claimed) byHost.set(d.host, (byHost.get(d.host) ?? 0) + 1);
-    expect(Object.fromEntries(byHost)).toEqual({ "dead.example:8443": 1, "live.example": 2 });
+    expect(Object.fromEntries(byHost)).toEqual({
+      "dead.example:8443": 1,
+      "live.example": 2,
+      "live-0.example": 1,
+      "live-1.example": 1,
+      "live-2.example": 1,
+    });
+  });
+
+  test("within one client, deliveries behind its oldest `limit` wait, even to another host: only that client waits", async ({
+    database: { db },
+  }) => {
+    for (let i = 0; i < 4; i++) await dueJob(db, "alice", "dead.example", 100 - i);
+    await dueJob(db, "alice", "live.example", 50);
+    const busy = new Map([["dead.example", 2]]);
+    expect(await jobs.claimDueCallbacks(db, { limit: 4, leaseSeconds: 30, hostCap: { perHost: 2, busy } })).toEqual([]);
+    // Once the breaker moves the dead host's deliveries past its pause, hers to live.example is next.
+    for (let i = 0; i < 3; i++) await jobs.recordHostHealth(db, { host: "dead.example", health: "failing", breaker: { failures: 3, cooldownSeconds: 60 } });
+    const claimed = await jobs.claimDueCallbacks(db, { limit: 4, leaseSeconds: 30, hostCap: { perHost: 2, busy } });
+    expect(claimed.map((d) => d.host)).toEqual(["live.example"]);
   });
 });
 

@@ -42,14 +42,17 @@ export interface ClaimDueCallbacksParams {
  * lease instead of lost, and two workers never send the same attempt.
  *
  * Which due deliveries, fairly:
+ * - from each client, only its `limit` oldest due deliveries are candidates,
+ *   found through `ix_jobs_callback_client_idx` by jumping from client to
+ *   client, so the cost grows with the number of clients that have callbacks
+ *   scheduled, not with one client's backlog (BENCHMARKS.md, "Fair callback claims");
  * - none to a host the circuit breaker paused (`ix_callback_hosts.paused_until`);
  * - per host, only the oldest few that keep it within `hostCap`, so a receiver
  *   that hangs holds at most that many of the claimer's slots;
  * - then round robin across clients: every client's oldest due delivery comes
  *   before any client's second, so one client's backlog cannot starve another's.
- *
- * The ranking reads every due row (a sort over the due set, not the table),
- * which is what fairness across clients costs; BENCHMARKS.md has the figures.
+ * A client whose oldest due deliveries all wait for capped hosts gets none
+ * this time, even if later ones go elsewhere: only that client waits.
  */
 export async function claimDueCallbacks(db: Executor, params: ClaimDueCallbacksParams): Promise<CallbackDelivery[]> {
   const { limit, leaseSeconds, hostCap, onUnreadable, now } = params;
@@ -58,18 +61,32 @@ export async function claimDueCallbacks(db: Executor, params: ClaimDueCallbacksP
   const perHost = hostCap ? hostCap.perHost : null;
   const busyHosts = hostCap ? [...hostCap.busy.keys()] : [];
   const busyCounts = hostCap ? [...hostCap.busy.values()] : [];
+  const scheduled = sql`${ixJobs.callbackNextAttemptAt} is not null`;
   const fair = sql`
+    with recursive clients(client_id) as (
+      (select ${ixJobs.clientId} from ${ixJobs} where ${scheduled} order by ${ixJobs.clientId} limit 1)
+      union all
+      select (
+        select ${ixJobs.clientId} from ${ixJobs}
+        where ${scheduled} and ${ixJobs.clientId} > clients.client_id
+        order by ${ixJobs.clientId} limit 1
+      )
+      from clients where clients.client_id is not null
+    )
     select fair.job_id from (
       select open.job_id, open.due_at,
         row_number() over (partition by open.client_id order by open.due_at, open.job_id) as client_rank
       from (
         select due.*, row_number() over (partition by due.host order by due.due_at, due.job_id) as host_rank
-        from (
+        from clients
+        cross join lateral (
           select ${ixJobs.jobId} as job_id, ${ixJobs.clientId} as client_id, ${callbackHost} as host,
             ${ixJobs.callbackNextAttemptAt} as due_at
           from ${ixJobs}
-          where ${ixJobs.callbackNextAttemptAt} is not null and ${ixJobs.callbackNextAttemptAt} <= ${at}
-            and ${ixJobs.callbackStatus} is null
+          where ${ixJobs.clientId} = clients.client_id and ${scheduled}
+            and ${ixJobs.callbackNextAttemptAt} <= ${at} and ${ixJobs.callbackStatus} is null
+          order by ${ixJobs.callbackNextAttemptAt}
+          limit ${limit}
         ) as due
         where not exists (
           select 1 from ${ixCallbackHosts}
