@@ -167,9 +167,10 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
         return { ok: true, status };
       }
       const snippet = await readCapped(response.body, cap);
-      // Origin and path only: a redirect target's query string may carry a token.
+      // Origin and path only (a relative one resolved first): a redirect target's query string may carry a token.
       const location = headerValue(response.headers.location);
-      const where = status >= 300 && status < 400 ? ` redirect to ${location === undefined ? "(no location)" : logUrl(location)} not followed` : "";
+      const target = location === undefined ? "(no location)" : logUrl(URL.canParse(location, job.callback_url) ? new URL(location, job.callback_url).href : location);
+      const where = status >= 300 && status < 400 ? ` redirect to ${target} not followed` : "";
       const text = snippet.trim().slice(0, ERROR_SNIPPET_CHARS);
       const retryAfter = retryAfterSeconds(headerValue(response.headers["retry-after"]), Date.now());
       return {
