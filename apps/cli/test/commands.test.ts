@@ -2,7 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jobs, sql } from "@ix/store";
+import { jobs, loadMigrations, sql } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
 import { runIx } from "./run-ix";
@@ -64,9 +64,12 @@ describe("migrate", () => {
     expect(status.stdout).toMatch(/applied\s+0000_init/);
     expect(status.stdout).toContain("schema is current");
 
-    const down = await runIx(["migrate", "down"], env);
+    // Every migration, newest first, so the table is gone whatever migrations came after the first.
+    const all = loadMigrations().map((m) => m.tag);
+    const down = await runIx(["migrate", "down", "--steps", String(all.length)], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toContain("reverted: 0000_init");
+    expect(down.stdout).toContain(`reverted: ${[...all].reverse().join(", ")}`);
+    expect(all[0]).toBe("0000_init");
     const gone = await db.execute<{ t: string | null }>(sql`select to_regclass('ix_jobs')::text as t`);
     expect(gone.rows[0]?.t).toBeNull();
     const behind = await runIx(["migrate", "status"], env);
@@ -75,7 +78,7 @@ describe("migrate", () => {
 
     const up = await runIx(["migrate", "up"], env);
     expect(up.code).toBe(0);
-    expect(up.stdout).toContain("applied: 0000_init");
+    expect(up.stdout).toContain(`applied: ${all.join(", ")}`);
     expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { isIP, type Socket } from "node:net";
 import type { Job } from "@ix/contracts";
-import { Agent, buildConnector, request } from "undici";
+import { type CallbackSendResult, logUrl } from "@ix/store";
+import { Agent, buildConnector, type Dispatcher, ProxyAgent, request } from "undici";
 import type { CallbackTargetPolicy } from "./callback-target-policy";
 import { webhookHeaders } from "./webhook-signature";
 
@@ -63,10 +64,12 @@ export function guardedConnector({
   };
 }
 
-export type DeliveryResult =
-  | { ok: true; status: number }
-  /** `permanent`: retrying cannot help (a refused target). */
-  | { ok: false; error: string; permanent: boolean };
+/**
+ * What one POST came to (`lifecycle.CallbackSendResult`): `permanent` when
+ * retrying cannot help (a refused target); the receiver's status and
+ * `Retry-After` when it answered.
+ */
+export type DeliveryResult = CallbackSendResult;
 
 export interface CallbackSenderOptions {
   policy: CallbackTargetPolicy;
@@ -77,6 +80,13 @@ export interface CallbackSenderOptions {
   /** How much of a non-2xx response body is read, for the error message; the rest is never read. */
   responseBodyCapBytes?: number;
   resolve?: ResolveHost;
+  /**
+   * An egress proxy (IX_CALLBACK_PROXY_URL): every delivery is tunnelled
+   * through it with CONNECT. The proxy resolves names and enforces where
+   * callbacks may go; the worker still refuses targets written as a
+   * non-public IP address, the one check it can make without resolving.
+   */
+  proxyUrl?: string | null;
 }
 
 export interface CallbackSender {
@@ -93,6 +103,12 @@ const ERROR_SNIPPET_CHARS = 200;
 function describe(error: unknown, timeoutMs: number): { error: string; permanent: boolean } {
   for (let current: unknown = error; current instanceof Error; current = current.cause) {
     if (current instanceof CallbackTargetRefusedError) return { error: `refused: ${current.message}`, permanent: true };
+  }
+  const proxied = error instanceof Error ? /^Proxy response \((\d{3})\) !== 200/.exec(error.message) : null;
+  if (proxied) {
+    // 403 is the proxy's policy refusing the target (as smokescreen answers): as final as our own refusal.
+    const status = Number(proxied[1]);
+    return { error: `${status === 403 ? "refused" : "failed"}: the egress proxy answered ${status} to CONNECT`, permanent: status === 403 };
   }
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
   const name = error instanceof Error ? error.name : undefined;
@@ -112,16 +128,24 @@ function describe(error: unknown, timeoutMs: number): { error: string; permanent
 export function createCallbackSender(options: CallbackSenderOptions): CallbackSender {
   const { policy, timeoutMs, secret } = options;
   const cap = options.responseBodyCapBytes ?? DEFAULT_BODY_CAP;
-  const agent = new Agent({
-    connect: guardedConnector({ policy, resolve: options.resolve ?? systemResolve, timeoutMs }),
+  const proxyUrl = options.proxyUrl ?? null;
+  const common = {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     // Keep-alive across retries is of little use and would pin sockets to receivers.
     keepAliveTimeout: 1_000,
-  });
+  };
+  const agent: Dispatcher =
+    proxyUrl === null
+      ? new Agent({ ...common, connect: guardedConnector({ policy, resolve: options.resolve ?? systemResolve, timeoutMs }) })
+      : new ProxyAgent({ ...common, uri: proxyUrl, proxyTls: { timeout: timeoutMs }, requestTls: { timeout: timeoutMs } });
 
   async function send(job: Job): Promise<DeliveryResult> {
     if (job.callback_url === null) return { ok: false, error: "job has no callback_url", permanent: true };
+    if (proxyUrl !== null) {
+      const refusal = literalAddressRefusal(policy, job.callback_url);
+      if (refusal !== null) return { ok: false, error: `refused: ${refusal}`, permanent: true };
+    }
     const body = JSON.stringify(job);
     const headers = {
       "content-type": "application/json",
@@ -143,15 +167,51 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
         return { ok: true, status };
       }
       const snippet = await readCapped(response.body, cap);
-      const where = status >= 300 && status < 400 ? ` redirect to ${String(response.headers.location ?? "(no location)")} not followed` : "";
+      // Origin and path only (a relative one resolved first): a redirect target's query string may carry a token.
+      const location = headerValue(response.headers.location);
+      const target = location === undefined ? "(no location)" : logUrl(URL.canParse(location, job.callback_url) ? new URL(location, job.callback_url).href : location);
+      const where = status >= 300 && status < 400 ? ` redirect to ${target} not followed` : "";
       const text = snippet.trim().slice(0, ERROR_SNIPPET_CHARS);
-      return { ok: false, error: `HTTP ${status}${where}${text ? `: ${text}` : ""}`, permanent: false };
+      const retryAfter = retryAfterSeconds(headerValue(response.headers["retry-after"]), Date.now());
+      return {
+        ok: false,
+        error: `HTTP ${status}${where}${text ? `: ${text}` : ""}`,
+        summary: `HTTP ${status}${where}`,
+        permanent: false,
+        status,
+        ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
+      };
     } catch (error) {
       return { ok: false, ...describe(error, timeoutMs) };
     }
   }
 
   return { send, close: ({ force = false } = {}) => (force ? agent.destroy() : agent.close()) };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * A `Retry-After` header in seconds from now: delay-seconds or an HTTP-date
+ * (RFC 9110, 10.2.3). Anything else is ignored, as the RFC allows.
+ */
+export function retryAfterSeconds(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at) || !/[a-z]{3},? /i.test(text)) return undefined;
+  return Math.max(0, (at - nowMs) / 1000);
+}
+
+/** Through a proxy the worker resolves no names; it can still refuse a URL whose host is a non-public IP address. */
+function literalAddressRefusal(policy: CallbackTargetPolicy, url: string): string | null {
+  if (!URL.canParse(url)) return "callback URL cannot be parsed";
+  const { hostname } = new URL(url);
+  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  return isIP(bare) === 0 ? null : policy.refusal(hostname, bare);
 }
 
 type Body = NodeJS.ReadableStream & { destroy(): unknown };

@@ -48,6 +48,17 @@ export interface CallbackConfig {
   responseBodyCapBytes: number;
   /** DNS resolution for callback hosts; the system resolver unless a test plays DNS. */
   resolve?: ResolveHost;
+  /**
+   * Deliveries in flight at once to one host, per worker (IX_CALLBACK_HOST_CONCURRENCY),
+   * so a receiver that hangs holds at most this many of `concurrency` slots.
+   * Kept in the worker's memory: in-flight counts die with their process, so a
+   * shared counter would need leases of its own.
+   */
+  hostConcurrency: number;
+  /** The circuit breaker: pause a host after this many failing deliveries in a row, for this long. */
+  breaker: { failures: number; cooldownSeconds: number };
+  /** Egress proxy every delivery goes through (IX_CALLBACK_PROXY_URL); null sends directly. */
+  proxyUrl: string | null;
 }
 
 export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
@@ -67,6 +78,9 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
     retryMaxSeconds: 600,
     concurrency: 8,
     responseBodyCapBytes: 4096,
+    hostConcurrency: 2,
+    breaker: Object.freeze({ failures: 5, cooldownSeconds: 60 }),
+    proxyUrl: null,
   }),
 });
 

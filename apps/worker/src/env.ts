@@ -52,6 +52,20 @@ export const WorkerEnv = z.object({
   IX_SHUTDOWN_GRACE_SECONDS: envDefault(envVar.seconds(), D.shutdownGraceSeconds),
   /** pino level. */
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+  /** Callback deliveries in flight at once to one host, per worker: a hanging receiver holds at most this many slots. */
+  IX_CALLBACK_HOST_CONCURRENCY: envDefault(envVar.int(1, 1024), D.callback.hostConcurrency),
+  /** Failing deliveries in a row (no answer, 5xx, 429) after which a host is paused. */
+  IX_CALLBACK_BREAKER_FAILURES: envDefault(envVar.int(1, 1000), D.callback.breaker.failures),
+  /** How long a paused host gets no deliveries (they spend no attempts meanwhile). */
+  IX_CALLBACK_BREAKER_COOLDOWN_SECONDS: envDefault(envVar.seconds(), D.callback.breaker.cooldownSeconds),
+  /** http(s):// egress proxy every callback goes through (CONNECT); unset sends directly. */
+  IX_CALLBACK_PROXY_URL: optionalEnv(
+    z.string().refine((value) => {
+      if (!URL.canParse(value)) return false;
+      const { protocol, hostname } = new URL(value);
+      return (protocol === "http:" || protocol === "https:") && hostname !== "";
+    }, "must be an http:// or https:// URL of the proxy"),
+  ),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -83,6 +97,9 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
       maxAttempts: env.IX_CALLBACK_MAX_ATTEMPTS,
       retryBaseSeconds: env.IX_CALLBACK_RETRY_BASE_SECONDS,
       retryMaxSeconds: env.IX_CALLBACK_RETRY_MAX_SECONDS,
+      hostConcurrency: env.IX_CALLBACK_HOST_CONCURRENCY,
+      breaker: { failures: env.IX_CALLBACK_BREAKER_FAILURES, cooldownSeconds: env.IX_CALLBACK_BREAKER_COOLDOWN_SECONDS },
+      proxyUrl: env.IX_CALLBACK_PROXY_URL ?? null,
     },
   };
 }

@@ -1,6 +1,6 @@
 import { requirePostgresUrl } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
-import { connect } from "@ix/store";
+import { connect, logSerializers } from "@ix/store";
 import { type Logger, pino } from "pino";
 import { workerPoolOptions } from "./config";
 import { type WorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
@@ -25,7 +25,7 @@ export interface WorkerMainOptions {
  */
 export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<void> {
   const env = options.env ?? readWorkerEnv();
-  const log = options.logger ?? pino({ level: env.IX_LOG_LEVEL, name: "ix-worker" });
+  const log = options.logger ?? pino({ level: env.IX_LOG_LEVEL, name: "ix-worker", serializers: logSerializers });
   const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run a worker");
   const config = workerConfigFromEnv(env);
   const pipelines = [...builtinPipelines(), ...(options.pipelines ?? []), ...(await loadPipelineModules(env.IX_PIPELINE_MODULES))];

@@ -1,4 +1,4 @@
-import { type Database, jobs } from "@ix/store";
+import { type Database, jobs, logSerializers } from "@ix/store";
 import { type Logger, pino } from "pino";
 import { createCallbackSender } from "./callback-sender";
 import { createCallbackTargetPolicy } from "./callback-target-policy";
@@ -46,7 +46,8 @@ export interface Worker {
  * (README.md, "How a worker is built").
  */
 export function createWorker({ db, pipelines, config, logger, random = Math.random }: WorkerOptions): Worker {
-  const log = logger ?? pino({ level: "silent" });
+  // Whatever logger the caller passes, errors are written by the one log-safe serializer (no query parameters, no client data).
+  const log = (logger ?? pino({ level: "silent" })).child({}, { serializers: logSerializers });
   const registry = pipelines instanceof PipelineRegistry ? pipelines : new PipelineRegistry(pipelines);
   const sender = createCallbackSender({
     policy: createCallbackTargetPolicy(config.callback.allowedHosts),
@@ -54,6 +55,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     secret: config.callback.secret,
     responseBodyCapBytes: config.callback.responseBodyCapBytes,
     ...(config.callback.resolve ? { resolve: config.callback.resolve } : {}),
+    proxyUrl: config.callback.proxyUrl,
   });
   const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
   const runner = createJobRunner({ db, registry, config, log, onCallbacksDue: () => dispatcher.wake() });

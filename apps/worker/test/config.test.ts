@@ -49,6 +49,10 @@ describe("parseWorkerEnv", () => {
       IX_WORKER_POLL_INTERVAL_SECONDS: "0.5",
       IX_SHUTDOWN_GRACE_SECONDS: "20",
       IX_LOG_LEVEL: "debug",
+      IX_CALLBACK_HOST_CONCURRENCY: "3",
+      IX_CALLBACK_BREAKER_FAILURES: "7",
+      IX_CALLBACK_BREAKER_COOLDOWN_SECONDS: "90",
+      IX_CALLBACK_PROXY_URL: "http://user:pw@egress.internal:4750",
     });
     expect(env.IX_PIPELINE_MODULES).toEqual(["./a.js", "@acme/pipelines"]);
     const config = workerConfigFromEnv(env);
@@ -67,6 +71,9 @@ describe("parseWorkerEnv", () => {
       maxAttempts: 4,
       retryBaseSeconds: 1,
       retryMaxSeconds: 60,
+      hostConcurrency: 3,
+      breaker: { failures: 7, cooldownSeconds: 90 },
+      proxyUrl: "http://user:pw@egress.internal:4750",
     });
     expect(config.callback.secret).toEqual(Buffer.alloc(32, 7));
   });
@@ -92,6 +99,15 @@ describe("parseWorkerEnv", () => {
     expect(error.problems[0]?.variable).toBe("IX_CALLBACK_ALLOWED_HOSTS");
     expect(error.problems[0]?.message).toMatch(message);
   });
+
+  it.each(["socks5://user:secret-pw@proxy:1080", "egress.internal:4750"])(
+    "IX_CALLBACK_PROXY_URL=%s is refused without echoing it (it may hold a password)",
+    (value) => {
+      const error = configError({ IX_CALLBACK_PROXY_URL: value });
+      expect(error.problems).toEqual([{ variable: "IX_CALLBACK_PROXY_URL", message: "must be an http:// or https:// URL of the proxy" }]);
+      expect(error.message).not.toContain(value);
+    },
+  );
 
   it("names every bad variable at once", () => {
     const error = configError({ IX_WORKER_CONCURRENCY: "0", IX_POSTGRES_URL: "mysql://x", IX_CALLBACK_TIMEOUT_SECONDS: "soon" });
@@ -142,11 +158,13 @@ describe("callback target policy", () => {
     ["fd12:3456::1", /unique-local/],
     ["fe80::1", /link-local/],
     ["224.0.0.1", /multicast/],
+    ["168.63.129.16", /Azure platform endpoint/],
+    ["2001:0:4136:e378:8000:63bf:3fff:fdd2", /Teredo/],
   ])("%s is not public (%s)", (address, why) => {
     expect(nonPublicRange(address)).toMatch(why);
   });
 
-  it.each(["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1", "172.32.0.1"])("%s is public", (address) => {
+  it.each(["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1", "172.32.0.1", "168.63.129.17", "2001:4860:4860::8888"])("%s is public", (address) => {
     expect(nonPublicRange(address)).toBeNull();
   });
 

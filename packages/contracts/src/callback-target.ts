@@ -31,6 +31,8 @@ const NON_PUBLIC: ReadonlyArray<readonly [string, number, Family, string]> = [
   ["192.168.0.0", 16, "ipv4", "private"],
   ["198.18.0.0", 15, "ipv4", "benchmarking"],
   ["198.51.100.0", 24, "ipv4", "documentation"],
+  // Azure's platform endpoint (wireserver: VM agent, metadata, DNS), reachable from every Azure VM.
+  ["168.63.129.16", 32, "ipv4", "Azure platform endpoint (wireserver)"],
   ["203.0.113.0", 24, "ipv4", "documentation"],
   ["224.0.0.0", 4, "ipv4", "multicast"],
   ["240.0.0.0", 4, "ipv4", "reserved"],
@@ -43,6 +45,8 @@ const NON_PUBLIC: ReadonlyArray<readonly [string, number, Family, string]> = [
   ["64:ff9b:1::", 48, "ipv6", "NAT64 (embeds an IPv4 address)"],
   ["100::", 64, "ipv6", "discard-only"],
   ["2001:db8::", 32, "ipv6", "documentation"],
+  // Teredo tunnels to an IPv4 host (its server and client addresses are embedded).
+  ["2001::", 32, "ipv6", "Teredo (embeds an IPv4 address)"],
   ["2002::", 16, "ipv6", "6to4 (embeds an IPv4 address)"],
   ["fc00::", 7, "ipv6", "unique-local"],
   ["fe80::", 10, "ipv6", "link-local"],

@@ -3,10 +3,10 @@ export * from "./errors";
 export * as jobs from "./jobs/index";
 export { PENDING_CHANNEL, InvalidCursorError, type CallbackDelivery, type Completion } from "./jobs/index";
 export * from "./migrate";
-export { ixJobs, type JobRow } from "./schema";
+export { ixCallbackHosts, ixJobs, type CallbackHostRow, type JobRow } from "./schema";
 // Re-exported so apps build queries and LISTEN without importing drizzle-orm or pg themselves.
 export { sql } from "drizzle-orm";
 export { default as pg } from "pg";
 export * as lifecycle from "./lifecycle";
-export type { CallbackOutcome, CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
-export { logSafeError, logSerializers, type LoggedError } from "./log-safe-error";
+export type { BreakerPolicy, CallbackOutcome, CallbackSendResult, OrphanDecision, RunRecord } from "./lifecycle";
+export { logSafeError, logSerializers, logText, logUrl, type LoggedError } from "./log-safe-error";

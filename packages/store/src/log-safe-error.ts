@@ -29,7 +29,7 @@ function statementOf(query: string): string {
 }
 
 /** Quoted values in a message (`invalid input syntax for type uuid: "…"`) may be client data. */
-function maskQuoted(message: string): string {
+export function maskQuoted(message: string): string {
   const masked = message.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/'(?:[^'\\]|\\.)*'/g, "'…'");
   return masked.length > MAX_MESSAGE ? `${masked.slice(0, MAX_MESSAGE)}…` : masked;
 }
@@ -39,7 +39,33 @@ function field(error: object, key: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/**
+ * The log-safe form of any thrown value. It never throws: an error whose
+ * properties cannot even be read (a throwing getter, a revoked proxy) is
+ * logged by whatever of its message and code could be read.
+ */
 export function logSafeError(error: unknown, depth = 0): LoggedError {
+  try {
+    return serialize(error, depth);
+  } catch {
+    const logged: LoggedError = { type: "unserializable", message: "the error could not be serialised" };
+    try {
+      const message = (error as { message?: unknown }).message;
+      if (typeof message === "string") logged.message = maskQuoted(message);
+    } catch {
+      // Not even the message: the placeholder stays.
+    }
+    try {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === "string") logged.code = code.slice(0, 32);
+    } catch {
+      // No code either.
+    }
+    return logged;
+  }
+}
+
+function serialize(error: unknown, depth: number): LoggedError {
   if (typeof error !== "object" || error === null) {
     return { type: typeof error, message: maskQuoted(String(error)) };
   }
@@ -60,8 +86,31 @@ export function logSafeError(error: unknown, depth = 0): LoggedError {
     if (stack !== undefined) logged.stack = maskQuoted(stack.split("\n").slice(0, 12).join("\n"));
   }
   const cause = (error as { cause?: unknown }).cause;
-  if (cause !== undefined && depth < MAX_CAUSES) logged.cause = logSafeError(cause, depth + 1);
+  if (cause !== undefined && depth < MAX_CAUSES) logged.cause = serialize(cause, depth + 1);
   return logged;
+}
+
+/** How much of a free text (a job's error message, a receiver's answer) a log line quotes. */
+const MAX_LOGGED_TEXT = 200;
+
+/**
+ * A free text for a log line, bounded: a job's error or a receiver's answer
+ * may quote client data, so a log keeps only its start.
+ */
+export function logText(text: string | null | undefined, max = MAX_LOGGED_TEXT): string | null {
+  if (text === null || text === undefined) return null;
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
+ * A URL for a log line: origin and path only. Query strings and fragments
+ * carry tokens (`?token=…`), and user info carries passwords.
+ */
+export function logUrl(url: string | null | undefined): string | null {
+  if (url === null || url === undefined) return null;
+  if (!URL.canParse(url)) return "(not a URL)";
+  const { origin, pathname } = new URL(url);
+  return `${origin}${pathname}`;
 }
 
 /** pino `serializers` for every app: `pino({ serializers: logSerializers })`. */

@@ -46,6 +46,11 @@ export const ixJobs = pgTable(
     index("ix_jobs_callback_due_idx")
       .on(t.callbackNextAttemptAt)
       .where(sql`${t.callbackNextAttemptAt} is not null`),
+    // Serves the fair callback claim: it jumps from client to client and reads
+    // only each one's oldest due deliveries, instead of ranking every due row.
+    index("ix_jobs_callback_client_idx")
+      .on(t.clientId, t.callbackNextAttemptAt)
+      .where(sql`${t.callbackNextAttemptAt} is not null`),
     // Serves the per-client listing, newest first (keyset pagination, scanned backwards).
     index("ix_jobs_client_created_idx").on(t.clientId, t.createdAt, t.jobId),
     // Serves pruning: terminal rows by age.
@@ -63,3 +68,25 @@ export const ixJobs = pgTable(
 );
 
 export type JobRow = typeof ixJobs.$inferSelect;
+
+/**
+ * Callback receivers that keep failing, by host (`host[:port]` of the callback
+ * URL, lowercased): the circuit breaker's state. It lives in the database, not
+ * in a worker, so every worker pauses a dead host as soon as one has seen it
+ * fail and a restart does not forget it. A host has a row only while its last
+ * delivery failed; a success deletes it.
+ */
+export const ixCallbackHosts = pgTable(
+  "ix_callback_hosts",
+  {
+    host: text("host").primaryKey(),
+    /** Failed deliveries in a row that said the host is unhealthy (no answer, 5xx, 429). */
+    consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    /** Deliveries to this host are not attempted before this instant; null = not paused. */
+    pausedUntil: timestamp("paused_until", { withTimezone: true, precision: 6 }),
+    updatedAt: timestamp("updated_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (t) => [check("ix_callback_hosts_failures_nonnegative", sql`${t.consecutiveFailures} >= 0`)],
+);
+
+export type CallbackHostRow = typeof ixCallbackHosts.$inferSelect;

@@ -153,12 +153,15 @@ describe("completion", () => {
     expect(done?.response?.error).toBeNull();
   });
 
-  test("an invalid response is rejected before it reaches the row", async ({ database: { db } }) => {
+  test("an invalid response never reaches the row: the job ends error saying which field broke the contract", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
     const [job] = await jobs.claimPending(db, { limit: 1 });
     const bad = { ...responseFor(job!), ix_id: "nope" };
-    await expect(jobs.completeMany(db, [{ jobId: job!.job_id, attempts: 0, response: bad }])).rejects.toThrow(/ix_id/);
-    expect((await jobs.get(db, job!.job_id))?.status).toBe("running");
+    expect(await jobs.completeMany(db, [{ jobId: job!.job_id, attempts: 0, response: bad }])).toEqual([job!.job_id]);
+    const stored = await jobs.get(db, job!.job_id);
+    expect(stored?.status).toBe("error");
+    expect(stored?.response?.ix_id).toBe(job!.ix_id);
+    expect(stored?.response?.error).toMatch(/^response could not be stored: it breaks the ResponseIX contract \(ix_id: /);
   });
 
   test("a pending job cannot be completed", async ({ database: { db } }) => {

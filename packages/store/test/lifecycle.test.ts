@@ -6,7 +6,11 @@ import {
   completionStatus,
   decideCallbackOutcome,
   decideOrphan,
+  hostHealth,
+  hostPauseSeconds,
   orphanHorizonSeconds,
+  unrunnableResponse,
+  unstorableResponse,
 } from "../src/lifecycle";
 
 const job = {
@@ -99,5 +103,44 @@ describe("lifecycle decisions (no database)", () => {
       kind: "failed",
       error: "refused",
     });
+  });
+
+  it("a 410 Gone ends delivery at once; a Retry-After longer than the backoff is honoured up to the cap", () => {
+    const rules = { maxAttempts: 5, backoff: { baseSeconds: 2, maxSeconds: 30 }, random: () => 0.5 };
+    expect(decideCallbackOutcome({ ok: false, error: "HTTP 410", permanent: false, status: 410 }, { ...rules, attempt: 1 })).toEqual({
+      kind: "failed",
+      error: "HTTP 410",
+    });
+    const retry = (retryAfterSeconds: number) =>
+      decideCallbackOutcome({ ok: false, error: "HTTP 503", permanent: false, status: 503, retryAfterSeconds }, { ...rules, attempt: 1 });
+    expect(retry(0)).toMatchObject({ kind: "retry", delaySeconds: 1 }); // the jittered backoff wins
+    expect(retry(20)).toMatchObject({ kind: "retry", delaySeconds: 20 });
+    expect(retry(86_400)).toMatchObject({ kind: "retry", delaySeconds: 30 });
+  });
+
+  it("only silence, 5xx and 429 count against a host; a pause follows N of them in a row", () => {
+    expect(hostHealth({ ok: true, status: 204 })).toBe("healthy");
+    expect(hostHealth({ ok: false, error: "timeout", permanent: false })).toBe("failing");
+    expect(hostHealth({ ok: false, error: "HTTP 502", permanent: false, status: 502 })).toBe("failing");
+    expect(hostHealth({ ok: false, error: "HTTP 429", permanent: false, status: 429 })).toBe("failing");
+    expect(hostHealth({ ok: false, error: "HTTP 404", permanent: false, status: 404 })).toBe("unknown");
+    expect(hostHealth({ ok: false, error: "HTTP 302", permanent: false, status: 302 })).toBe("unknown");
+    expect(hostHealth({ ok: false, error: "refused", permanent: true })).toBe("unknown");
+    const policy = { failures: 5, cooldownSeconds: 60 };
+    expect(hostPauseSeconds(4, policy)).toBeNull();
+    expect(hostPauseSeconds(5, policy)).toBe(60);
+    expect(hostPauseSeconds(6, policy)).toBe(60); // a failed probe after the pause pauses again
+  });
+
+  it("an unstorable or unrunnable job's response says why, bounded", () => {
+    const startedAt = new Date("2026-01-01T00:00:00.000Z");
+    const finishedAt = new Date("2026-01-01T00:00:01.000Z");
+    const stored = unstorableResponse(job, { pipeline: "invoice", startedAt, finishedAt, durationMs: 1000, attempt: 2 }, "x".repeat(1000));
+    expect(stored.error).toBe(`response could not be stored: ${"x".repeat(300)}…`);
+    expect(stored.result).toBeNull();
+    expect(stored.metadata).toMatchObject({ attempt: 2, duration_ms: 1000 });
+    const unrunnable = unrunnableResponse(job, { reason: "request.context: required", startedAt, attempt: 1 });
+    expect(unrunnable.error).toBe("job cannot run: its stored row is not a valid job (request.context: required)");
+    expect(unrunnable.metadata).toMatchObject({ pipeline: "invoice", duration_ms: 0, attempt: 1 });
   });
 });

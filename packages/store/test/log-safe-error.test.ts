@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
 import { sql } from "../src";
-import { logSafeError } from "../src/log-safe-error";
+import { logSafeError, logSerializers, logText, logUrl } from "../src/log-safe-error";
 import { test } from "./fixtures";
 
 const SECRET = "token=SECRET-7f3a";
@@ -49,5 +49,27 @@ describe("logSafeError", () => {
     let depth = 0;
     for (let e: { cause?: unknown } | undefined = logSafeError(a); e; e = e.cause as typeof e) depth++;
     expect(depth).toBe(6);
+  });
+
+  test("an error whose properties throw is still logged, by what could be read", () => {
+    const hostile = new Error("payload too large");
+    Object.defineProperty(hostile, "stack", {
+      get() {
+        throw new Error("no stack for you");
+      },
+    });
+    Object.assign(hostile, { code: "E_BIG" });
+    expect(logSerializers.err(hostile)).toEqual({ type: "unserializable", message: "payload too large", code: "E_BIG" });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    expect(logSafeError(revoked.proxy)).toEqual({ type: "unserializable", message: "the error could not be serialised" });
+  });
+
+  test("URLs are logged by origin and path; free texts are bounded", () => {
+    expect(logUrl("https://user:pw@hooks.example:8443/ix/cb?token=SECRET#frag")).toBe("https://hooks.example:8443/ix/cb");
+    expect(logUrl("not a url")).toBe("(not a URL)");
+    expect(logUrl(null)).toBeNull();
+    expect(logText("a".repeat(500))).toBe(`${"a".repeat(200)}…`);
+    expect(logText("short")).toBe("short");
   });
 });

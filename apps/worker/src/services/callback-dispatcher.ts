@@ -1,4 +1,4 @@
-import { type CallbackDelivery, type Database, jobs, lifecycle } from "@ix/store";
+import { type CallbackDelivery, type Database, jobs, lifecycle, logText, logUrl } from "@ix/store";
 import type { Logger } from "pino";
 import type { CallbackSender } from "../callback-sender";
 import { createClaimLoop } from "../claim-loop";
@@ -25,7 +25,10 @@ export interface CallbackDispatcher {
 export interface CallbackDispatcherOptions {
   db: Database;
   sender: CallbackSender;
-  config: Pick<CallbackConfig, "timeoutSeconds" | "maxAttempts" | "retryBaseSeconds" | "retryMaxSeconds" | "concurrency">;
+  config: Pick<
+    CallbackConfig,
+    "timeoutSeconds" | "maxAttempts" | "retryBaseSeconds" | "retryMaxSeconds" | "concurrency" | "hostConcurrency" | "breaker"
+  >;
   log: Logger;
   /** Jitter source for the retry backoff; injected by deterministic tests. */
   random: () => number;
@@ -36,6 +39,11 @@ export interface CallbackDispatcherOptions {
  * deliveries with a lease, POSTs each, and records the outcome fenced on the
  * attempt number. A worker that dies mid-POST leaves the delivery to be sent
  * again after its lease, so delivery is at-least-once.
+ *
+ * Fair to every client: the claim takes deliveries round robin across clients,
+ * never more than `hostConcurrency` in flight to one host (counted here, per
+ * worker), and none to a host the circuit breaker paused. Each outcome is
+ * reported to the breaker (`jobs.recordHostHealth`), whose state all workers share.
  */
 export function createCallbackDispatcher({ db, sender, config, log, random }: CallbackDispatcherOptions): CallbackDispatcher {
   const leaseSeconds = lifecycle.callbackLeaseSeconds(config.timeoutSeconds);
@@ -47,9 +55,22 @@ export function createCallbackDispatcher({ db, sender, config, log, random }: Ca
   /** Ends the claim loop's retry waits on stop. */
   const stopClaiming = new AbortController();
   const retryTimers = new Set<NodeJS.Timeout>();
+  /** Deliveries in flight per host (`CallbackDelivery.host`), for the per-host cap. */
+  const busy = new Map<string, number>();
 
-  async function deliver({ job, attempt }: CallbackDelivery): Promise<void> {
-    const deliveryLog = log.child({ job_id: job.job_id, callback_attempt: attempt });
+  function hold(host: string): void {
+    busy.set(host, (busy.get(host) ?? 0) + 1);
+  }
+
+  function release(host: string): void {
+    const left = (busy.get(host) ?? 1) - 1;
+    if (left > 0) busy.set(host, left);
+    else busy.delete(host);
+  }
+
+  async function deliver({ job, attempt, host }: CallbackDelivery): Promise<void> {
+    // The target by origin and path only: a query string may hold the receiver's token.
+    const deliveryLog = log.child({ job_id: job.job_id, callback_attempt: attempt, callback_target: logUrl(job.callback_url) });
     const result = await sender.send(job);
     const outcome = lifecycle.decideCallbackOutcome(result, {
       attempt,
@@ -65,10 +86,13 @@ export function createCallbackDispatcher({ db, sender, config, log, random }: Ca
       logDbError(log, error, "recording a callback attempt");
       return;
     }
+    await reportHostHealth(host, result, deliveryLog);
+    // The receiver's own words (the start of its answer) are recorded in the row, never logged: they may quote the job.
+    const error = result.ok ? undefined : logText(result.summary ?? result.error);
     if (outcome.kind === "delivered") deliveryLog.info({ status: result.ok ? result.status : undefined }, "callback delivered");
-    else if (outcome.kind === "failed") deliveryLog.warn({ error: outcome.error }, "callback failed for good");
+    else if (outcome.kind === "failed") deliveryLog.warn({ error }, "callback failed for good");
     else {
-      deliveryLog.info({ error: outcome.error, retryInSeconds: outcome.delaySeconds }, "callback attempt failed; will retry");
+      deliveryLog.info({ error, retryInSeconds: outcome.delaySeconds }, "callback attempt failed; will retry");
       if (started && !stopping) {
         // The poll would find it too; this keeps short retry delays short.
         const timer = setTimeout(() => {
@@ -77,6 +101,23 @@ export function createCallbackDispatcher({ db, sender, config, log, random }: Ca
         }, outcome.delaySeconds * 1000 + 10);
         retryTimers.add(timer);
       }
+    }
+  }
+
+  /** Tells the circuit breaker what this delivery says about its host; a failure to do so costs only the breaker's accuracy. */
+  async function reportHostHealth(host: string, result: lifecycle.CallbackSendResult, deliveryLog: Logger): Promise<void> {
+    const health = lifecycle.hostHealth(result);
+    if (health === "unknown") return;
+    try {
+      const state = await jobs.recordHostHealth(db, { host, health, breaker: config.breaker });
+      if (state.pausedNow) {
+        deliveryLog.warn(
+          { callback_host: host, consecutive_failures: state.consecutiveFailures, paused_until: state.pausedUntil?.toISOString() },
+          "callback host paused: its deliveries wait out the cool-down without spending attempts",
+        );
+      }
+    } catch (error) {
+      logDbError(log, error, "recording a callback host's health");
     }
   }
 
@@ -90,16 +131,26 @@ export function createCallbackDispatcher({ db, sender, config, log, random }: Ca
     reserved += free;
     let due: CallbackDelivery[];
     try {
-      due = await jobs.claimDueCallbacks(db, { limit: free, leaseSeconds, ...(now ? { now } : {}) });
+      due = await jobs.claimDueCallbacks(db, {
+        limit: free,
+        leaseSeconds,
+        hostCap: { perHost: config.hostConcurrency, busy },
+        onUnreadable: (row, outcome) =>
+          log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
+        ...(now ? { now } : {}),
+      });
     } finally {
       reserved -= free;
     }
     return due.map((delivery) => {
+      hold(delivery.host);
       const sending: Promise<void> = deliver(delivery)
         .catch((error: unknown) => log.error({ err: error, job_id: delivery.job.job_id }, "callback delivery failed unexpectedly"))
         .finally(() => {
           deliveries.delete(sending);
-          void deliveryLoop.run();
+          release(delivery.host);
+          // A wake-up, not just a run: the host this frees may have deliveries the last claim had to leave.
+          deliveryLoop.wake();
         });
       deliveries.add(sending);
       return sending;

@@ -1,5 +1,5 @@
 import type { Job, ResponseIX } from "@ix/contracts";
-import { type Completion, type Database, isTransientDbError, jobs } from "@ix/store";
+import { type Completion, type Database, isTransientDbError, jobs, logText } from "@ix/store";
 import type { Logger } from "pino";
 import { createClaimLoop } from "../claim-loop";
 import type { WorkerConfig } from "../config";
@@ -86,7 +86,9 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
   /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
   async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
     try {
-      const applied = await retryWhileDbAway(() => jobs.completeMany(db, completions), {
+      const onUnstorable = (f: jobs.UnstorableCompletion) =>
+        log.warn({ job_id: f.jobId, reason: f.reason, stored_as_error: f.storedAsError }, "response could not be stored as the pipeline made it");
+      const applied = await retryWhileDbAway(() => jobs.completeMany(db, completions, { onUnstorable }), {
         signal: hardStop.signal,
         retryable: isTransientDbError,
         onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
@@ -145,7 +147,7 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
       if (abort.signal.aborted) return;
       const applied = await complete(job, response);
       if (!applied) jobLog.warn("response not stored: the job was swept and re-run or finished meanwhile (fenced)");
-      else if (response.error !== null) jobLog.info({ error: response.error }, "job ended error");
+      else if (response.error !== null) jobLog.info({ error: logText(response.error) }, "job ended error");
       else jobLog.debug("job done");
     })()
       .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer"))
@@ -168,7 +170,11 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
     if (want <= 0) return [];
     reserved += want;
     try {
-      const claimed = await jobs.claimPending(db, { limit: want });
+      const claimed = await jobs.claimPending(db, {
+        limit: want,
+        onUnreadable: (row, outcome) =>
+          log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
+      });
       reserved -= want;
       return claimed.map(startJob);
     } catch (error) {

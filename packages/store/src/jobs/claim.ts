@@ -1,11 +1,15 @@
-import type { Job } from "@ix/contracts";
+import { type Job, ResponseIX } from "@ix/contracts";
 import { asc, eq, sql } from "drizzle-orm";
 import type { Executor } from "../db";
+import { unrunnableResponse } from "../lifecycle";
 import { ixJobs, type JobRow } from "../schema";
-import { toJob } from "./row";
+import { applyRows } from "./complete";
+import { type OnUnreadableRow, readJobRow, type UnreadableRow } from "./row";
 
 export interface ClaimParams {
   limit: number;
+  /** Told of each claimed row that is not a valid Job; the claim ends it `error` instead of returning it. */
+  onUnreadable?: OnUnreadableRow;
 }
 
 /**
@@ -20,7 +24,53 @@ export interface ClaimParams {
  */
 export async function claimPending(db: Executor, params: ClaimParams): Promise<Job[]> {
   const rows = await claimPendingStatement(db, params);
-  return rows.sort(byCreation).map(toJob);
+  const claimed: Job[] = [];
+  const unreadable: Array<{ row: JobRow; unreadable: UnreadableRow }> = [];
+  for (const row of rows.sort(byCreation)) {
+    const read = readJobRow(row);
+    if (read.ok) claimed.push(read.job);
+    else unreadable.push({ row, unreadable: read.unreadable });
+  }
+  if (unreadable.length > 0) await endUnrunnable(db, unreadable, params.onUnreadable);
+  return claimed;
+}
+
+/**
+ * Ends claimed rows that are not valid Jobs `error`, fenced, with a response
+ * saying why (`lifecycle.unrunnableResponse`): they can never run, and
+ * returning them would fail the whole claim. The response is built from the
+ * row's own identity; when that identity itself breaks the contract the
+ * response cannot be a valid ResponseIX, and it is stored as built anyway,
+ * since a finished row is better than one claimed again forever (reads skip
+ * such rows). If this statement fails the rows stay `running`, and the rescuer
+ * puts them back to be claimed and ended again.
+ */
+async function endUnrunnable(
+  db: Executor,
+  rows: Array<{ row: JobRow; unreadable: UnreadableRow }>,
+  onUnreadable: OnUnreadableRow | undefined,
+): Promise<void> {
+  const finish = rows.map(({ row, unreadable }) => {
+    const request = row.request as unknown;
+    const useCase =
+      typeof request === "object" && request !== null && typeof (request as { use_case?: unknown }).use_case === "string"
+        ? (request as { use_case: string }).use_case
+        : "unknown";
+    const response = unrunnableResponse(
+      { client_id: row.clientId, request_id: row.requestId, ix_id: row.ixId, request: { use_case: useCase } },
+      { reason: unreadable.reason, startedAt: row.startedAt ?? row.createdAt, attempt: row.attempts + 1 },
+    );
+    const parsed = ResponseIX.safeParse(response);
+    return { jobId: row.jobId, attempts: row.attempts, status: "error" as const, json: JSON.stringify(parsed.success ? parsed.data : response) };
+  });
+  let ended: Set<string>;
+  try {
+    ended = new Set(await applyRows(db, finish));
+  } catch {
+    // Not thrown: the valid rows of this claim are running and must be returned to their claimer.
+    ended = new Set();
+  }
+  for (const { unreadable } of rows) onUnreadable?.(unreadable, ended.has(unreadable.jobId) ? "ended error" : "left running");
 }
 
 /**

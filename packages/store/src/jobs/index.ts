@@ -1,8 +1,17 @@
 // The jobs repo, one file per operation. Every function takes an executor
 // first (the database or a caller's transaction) and returns validated Jobs.
-export { claimDueCallbacks, recordCallbackAttempt, type CallbackDelivery } from "./callbacks";
+export {
+  callbackHost,
+  claimDueCallbacks,
+  recordCallbackAttempt,
+  recordHostHealth,
+  type CallbackDelivery,
+  type ClaimDueCallbacksParams,
+  type HostHealthResult,
+} from "./callbacks";
 export { claimPending, claimPendingStatement, type ClaimParams } from "./claim";
-export { completeMany, type Completion } from "./complete";
+export { completeMany, type CompleteOptions, type Completion, type UnstorableCompletion } from "./complete";
+export { assertValidSubmissions, InvalidJobInputError } from "./input";
 export {
   ConflictingRowGoneError,
   insertPending,
@@ -14,6 +23,6 @@ export {
   type InsertPendingResult,
 } from "./insert";
 export { pruneTerminal } from "./prune";
-export { get, getByCorrelation, InvalidCursorError, listJobs } from "./read";
+export { get, getByCorrelation, InvalidCursorError, listJobs, type ReadOptions } from "./read";
 export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue";
-export { toJob } from "./row";
+export { type OnUnreadableRow, readJobRow, toJob, type UnreadableRow } from "./row";

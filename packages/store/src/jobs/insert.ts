@@ -3,6 +3,7 @@ import type { Job, RequestIX } from "@ix/contracts";
 import { getTableColumns, is, sql, SQL } from "drizzle-orm";
 import type { Executor } from "../db";
 import { ixJobs } from "../schema";
+import { assertValidSubmissions } from "./input";
 import { toJob } from "./row";
 
 /** LISTEN on this channel to be woken when a job becomes pending. */
@@ -165,6 +166,7 @@ export async function insertPendingManySettled(
   db: Executor,
   items: readonly InsertPendingParams[],
 ): Promise<Array<PromiseSettledResult<InsertPendingResult>>> {
+  assertValidSubmissions(items);
   if (items.length === 0) return [];
   const keys = items.map(({ request }) => correlationKey(request.ix_client_id, request.request_id));
   const firstOfKey = new Map<string, number>();

@@ -4,26 +4,46 @@ import { z } from "zod";
 import type { Executor } from "../db";
 import { sqlState } from "../errors";
 import { ixJobs } from "../schema";
-import { toJob } from "./row";
+import { type OnUnreadableRow, readJobRow } from "./row";
+
+export interface ReadOptions {
+  /** Told of each row skipped because it is not a valid Job; for the caller's log. */
+  onUnreadable?: OnUnreadableRow;
+}
+
+/** A row as a Job, or null (reported) when it is not a valid one: one bad row must not fail a read. */
+function readOrSkip(row: Parameters<typeof readJobRow>[0], options: ReadOptions): Job | null {
+  const read = readJobRow(row);
+  if (read.ok) return read.job;
+  options.onUnreadable?.(read.unreadable, "skipped");
+  return null;
+}
 
 const Uuid = z.uuid();
 
-export async function get(db: Executor, jobId: string): Promise<Job | null> {
+/**
+ * One job, or null. A row that is not a valid Job (written past the repo's
+ * validation) is null too, reported to `onUnreadable`: it cannot be served
+ * under the Job contract, and it must not turn a read into an error.
+ */
+export async function get(db: Executor, jobId: string, options: ReadOptions = {}): Promise<Job | null> {
   // A malformed id cannot name a job; answering null keeps bad input from becoming a SQL error.
   if (!Uuid.safeParse(jobId).success) return null;
   const rows = await db.select().from(ixJobs).where(eq(ixJobs.jobId, jobId));
-  return rows[0] ? toJob(rows[0]) : null;
+  return rows[0] ? readOrSkip(rows[0], options) : null;
 }
 
+/** The job of `(clientId, requestId)`, or null; an unreadable row as in `get`. */
 export async function getByCorrelation(
   db: Executor,
   { clientId, requestId }: { clientId: string; requestId: string },
+  options: ReadOptions = {},
 ): Promise<Job | null> {
   const rows = await db
     .select()
     .from(ixJobs)
     .where(and(eq(ixJobs.clientId, clientId), eq(ixJobs.requestId, requestId)));
-  return rows[0] ? toJob(rows[0]) : null;
+  return rows[0] ? readOrSkip(rows[0], options) : null;
 }
 
 const Cursor = z.tuple([z.string(), z.uuid()]);
@@ -52,11 +72,13 @@ export class InvalidCursorError extends Error {
 /**
  * One page of a client's jobs, newest first, by keyset on (created_at, job_id).
  * The cursor carries created_at at full microsecond precision, which a JS Date
- * would round away.
+ * would round away. A row that is not a valid Job is left out of the page
+ * (reported to `onUnreadable`) and the cursor moves past it, so one bad row
+ * never makes a client's listing fail; a page may then hold fewer than `limit` items.
  */
 export async function listJobs(
   db: Executor,
-  params: { clientId: string; status?: Job["status"]; limit: number; cursor?: string },
+  params: { clientId: string; status?: Job["status"]; limit: number; cursor?: string } & ReadOptions,
 ): Promise<{ items: Job[]; nextCursor: string | null }> {
   const after = params.cursor === undefined ? undefined : decodeCursor(params.cursor);
   if (after === null) throw new InvalidCursorError();
@@ -80,7 +102,7 @@ export async function listJobs(
   const page = rows.slice(0, params.limit);
   const last = page.at(-1);
   return {
-    items: page.map(({ createdAtText: _, ...row }) => toJob(row)),
+    items: page.flatMap(({ createdAtText: _, ...row }) => readOrSkip(row, params) ?? []),
     nextCursor: rows.length > params.limit && last ? encodeCursor(last.createdAtText, last.jobId) : null,
   };
 }

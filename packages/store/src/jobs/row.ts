@@ -1,5 +1,6 @@
 import { Job } from "@ix/contracts";
 import { sql, type SQL } from "drizzle-orm";
+import type { z } from "zod";
 import type { JobRow } from "../schema";
 
 /** The database's clock, or an explicit instant for tests: every time a repo function writes or compares comes from here. */
@@ -13,7 +14,46 @@ function iso(value: Date | null): string | null {
 
 /** Every row leaves the repo as a validated Job contract. */
 export function toJob(row: JobRow): Job {
-  return Job.parse({
+  return Job.parse(jobFields(row));
+}
+
+/** A row that is not a valid Job (written past the repo's validation): which one, and why, without its values. */
+export interface UnreadableRow {
+  jobId: string;
+  clientId: string;
+  reason: string;
+}
+
+/**
+ * Told of each row that is not a valid Job, and what became of it: a read
+ * skips it; a claim ends it `error` (or, if even that failed, leaves it
+ * running for the rescuer); a callback claim ends its delivery `failed`. For the caller's log.
+ */
+export type OnUnreadableRow = (row: UnreadableRow, outcome: "skipped" | "ended error" | "left running" | "delivery failed") => void;
+
+/**
+ * `toJob` that does not throw: one bad row must not fail a list, a claim or a
+ * delivery batch. The reason names the fields and what is wrong with them,
+ * never their values (they may be a client's data).
+ */
+export function readJobRow(row: JobRow): { ok: true; job: Job } | { ok: false; unreadable: UnreadableRow } {
+  const parsed = Job.safeParse(jobFields(row));
+  if (parsed.success) return { ok: true, job: parsed.data };
+  return { ok: false, unreadable: { jobId: row.jobId, clientId: row.clientId, reason: describeIssues(parsed.error) } };
+}
+
+/** `context: must hold at least one text or file; request_id: Too big…`, bounded. */
+export function describeIssues(error: z.ZodError, max = 5): string {
+  const issues = error.issues.slice(0, max).map((issue) => {
+    const path = issue.path.map(String).join(".");
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  if (error.issues.length > max) issues.push(`and ${error.issues.length - max} more`);
+  return issues.join("; ");
+}
+
+function jobFields(row: JobRow) {
+  return {
     job_id: row.jobId,
     ix_id: row.ixId,
     client_id: row.clientId,
@@ -27,6 +67,6 @@ export function toJob(row: JobRow): Job {
     created_at: row.createdAt.toISOString(),
     started_at: iso(row.startedAt),
     finished_at: iso(row.finishedAt),
-  });
+  };
 }
 

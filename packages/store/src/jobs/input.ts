@@ -1,0 +1,30 @@
+import { CallbackUrl, RequestIX } from "@ix/contracts";
+import { describeIssues } from "./row";
+
+/**
+ * Input a repo function refused before writing anything: it breaks the wire
+ * contract. The message names the item and the fields, never their values.
+ */
+export class InvalidJobInputError extends Error {
+  readonly code = "IX_INVALID_JOB_INPUT";
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidJobInputError";
+  }
+}
+
+/**
+ * Checks submissions against the contracts, so a caller that bypassed the
+ * API's validation (a cast, a script) cannot commit a row that every later
+ * read, claim and delivery would have to step around. Throws for the first
+ * bad item; nothing has been written then.
+ */
+export function assertValidSubmissions(items: ReadonlyArray<{ request: unknown; callbackUrl?: unknown }>): void {
+  items.forEach(({ request, callbackUrl }, index) => {
+    const where = items.length === 1 ? "" : ` (item ${index})`;
+    const parsed = RequestIX.safeParse(request);
+    if (!parsed.success) throw new InvalidJobInputError(`invalid request${where}: ${describeIssues(parsed.error)}`);
+    const url = CallbackUrl.nullable().optional().safeParse(callbackUrl);
+    if (!url.success) throw new InvalidJobInputError(`invalid callbackUrl${where}: ${describeIssues(url.error)}`);
+  });
+}
