@@ -1,7 +1,7 @@
 import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy";
-import { DEFAULT_WORKER_CONFIG as D, type WorkerConfig } from "./config";
+import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config";
 import { parseWebhookSecret } from "./webhook-signature";
 
 /**
@@ -52,6 +52,12 @@ export const WorkerEnv = z.object({
   IX_SHUTDOWN_GRACE_SECONDS: envDefault(envVar.seconds(), D.shutdownGraceSeconds),
   /** pino level. */
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+  /** `thread`: built-in and module pipelines run in worker threads that can be terminated; `inline`: on the worker's event loop. */
+  IX_PIPELINE_ISOLATION: envDefault(z.enum(PIPELINE_ISOLATIONS), D.isolation),
+  /** After a pipeline's timeout, how long it may take to honour its signal before its thread is terminated. */
+  IX_PIPELINE_KILL_GRACE_SECONDS: envDefault(envVar.seconds(), D.killGraceSeconds),
+  /** Largest serialized result (bytes of JSON) a pipeline may return; a larger one ends the job `error`. */
+  IX_MAX_RESULT_BYTES: envDefault(envVar.int(1024, 256 * 1_048_576), D.maxResultBytes),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -84,5 +90,8 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
       retryBaseSeconds: env.IX_CALLBACK_RETRY_BASE_SECONDS,
       retryMaxSeconds: env.IX_CALLBACK_RETRY_MAX_SECONDS,
     },
+    isolation: env.IX_PIPELINE_ISOLATION,
+    killGraceSeconds: env.IX_PIPELINE_KILL_GRACE_SECONDS,
+    maxResultBytes: env.IX_MAX_RESULT_BYTES,
   };
 }
