@@ -2,36 +2,12 @@
 // thread by pipeline-thread-boot.mjs, it loads the built-in pipelines and the
 // modules the worker registered, then runs one task at a time for
 // pipeline-threads.ts. It must not import @ix/store: a thread only runs pipelines.
-import type { MessagePort } from "node:worker_threads";
-import { threadId, workerData } from "node:worker_threads";
-import type { RequestIX } from "@ix/contracts";
-import { pino } from "pino";
+import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
+import { type Logger, pino } from "pino";
 import { type AnyPipeline, type Execution, executePipeline } from "./pipeline";
+import { type AbortMessage, RUN_KEY_FIELD, type RunResult, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
 import { loadPipelineModules } from "./pipeline-modules";
 import { builtinPipelines } from "./pipelines";
-
-/** What the worker gives every thread at its start (piscina's `workerData`). */
-export interface ThreadData {
-  /** Module URLs to load, as the worker's registry resolved them. */
-  modules: string[];
-  /** Largest serialized result a run may return (IX_MAX_RESULT_BYTES). */
-  maxResultBytes: number;
-}
-
-/** One run: the pipeline's name, the request, and this run's own channel to the worker. */
-export interface RunTask {
-  name: string;
-  request: RequestIX;
-  /** The worker's level for this job's log: records below it are not even sent. */
-  logLevel: string;
-  /** Thread → worker: `{ started: threadId }` first, then `{ log: line }`; worker → thread: `{ abort: message }`. */
-  port: MessagePort;
-}
-
-export type ThreadTask = RunTask | { ping: true };
-
-/** Messages a run sends on its port. */
-export type ThreadMessage = { started: number } | { log: string };
 
 const data = workerData as ThreadData;
 const byName = new Map<string, AnyPipeline>();
@@ -41,30 +17,68 @@ for (const pipeline of [...builtinPipelines(), ...(await loadPipelineModules(dat
   byName.set(pipeline.name, pipeline);
 }
 
+/** The run in progress (a thread runs one at a time) and its controller. */
+let current: { key: number; controller: AbortController } | null = null;
+const aborts = new BroadcastChannel(data.abortChannel);
+aborts.onmessage = (event) => {
+  const { key, reason } = (event as unknown as { data: AbortMessage }).data;
+  const run = current;
+  if (run?.key === key) run.controller.abort(new Error(reason));
+};
+
+function send(message: ThreadMessage): void {
+  parentPort?.postMessage(message);
+}
+
+const RUN_KEY = new RegExp(`"${RUN_KEY_FIELD}":(\\d+)`);
+/** Log records sent per run, for the run's result. */
+const logCounts = new Map<number, number>();
 /**
- * Runs one task. The pipeline's log writes through the port, so its records
- * reach the worker's own logger with the job's bindings; an `abort` message
- * aborts the run's signal. The result is checked and serialized here, so an
- * oversized result never crosses to the worker.
+ * One logger per level for the thread's life, and a child per run: creating a
+ * pino logger costs ~60 µs, a child ~2 µs, and every run needs one.
  */
-export default async function runTask(task: ThreadTask): Promise<Execution | "pong"> {
+const loggers = new Map<string, Logger>();
+
+function runLogger(level: string, key: number): Logger {
+  let base = loggers.get(level);
+  if (base === undefined) {
+    base = pino(
+      { level, base: null, timestamp: false },
+      {
+        write(line: string) {
+          const runKey = Number(RUN_KEY.exec(line)?.[1]);
+          if (!Number.isInteger(runKey)) return;
+          logCounts.set(runKey, (logCounts.get(runKey) ?? 0) + 1);
+          send({ key: runKey, log: line });
+        },
+      },
+    );
+    loggers.set(level, base);
+  }
+  return base.child({ [RUN_KEY_FIELD]: key });
+}
+
+/**
+ * Runs one task. The pipeline's log records go to the worker, which writes
+ * them through its own logger with the job's bindings; an abort message for
+ * this run aborts its signal. The result is checked and serialized here, so
+ * an oversized result never crosses to the worker.
+ */
+export default async function runTask(task: ThreadTask): Promise<RunResult | "pong"> {
   if ("ping" in task) return "pong";
-  const { port } = task;
-  port.postMessage({ started: threadId } satisfies ThreadMessage);
+  const { key } = task;
+  send({ key, started: threadId });
   const controller = new AbortController();
-  port.on("message", (message: { abort?: string }) => {
-    if (typeof message.abort === "string") controller.abort(new Error(message.abort));
-  });
-  const log = pino(
-    { level: task.logLevel, base: null, timestamp: false },
-    { write: (line: string) => port.postMessage({ log: line } satisfies ThreadMessage) },
-  );
+  current = { key, controller };
+  const log = runLogger(task.logLevel, key);
   try {
     const pipeline = byName.get(task.name);
-    if (!pipeline) return { ok: false, error: `pipeline "${task.name}" is not loaded in its thread` };
-    return await executePipeline(pipeline, task.request, { signal: controller.signal, log, maxResultBytes: data.maxResultBytes });
+    const execution: Execution = pipeline
+      ? await executePipeline(pipeline, task.request, { signal: controller.signal, log, maxResultBytes: data.maxResultBytes })
+      : { ok: false, error: `pipeline "${task.name}" is not loaded in its thread` };
+    return { execution, logs: logCounts.get(key) ?? 0 };
   } finally {
-    // Closing here, after the last log record, lets the worker receive them all before its end closes.
-    port.close();
+    current = null;
+    logCounts.delete(key);
   }
 }

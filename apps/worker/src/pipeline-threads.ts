@@ -1,11 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { MessageChannel, type Worker as Thread } from "node:worker_threads";
+import { BroadcastChannel, type Worker as Thread } from "node:worker_threads";
 import type { Job } from "@ix/contracts";
 import type { Logger } from "pino";
 import { Piscina } from "piscina";
 import { type Execution, messageOf } from "./pipeline";
 import type { Attempt } from "./pipeline-run";
-import type { RunTask, ThreadData, ThreadMessage, ThreadTask } from "./pipeline-thread";
+import { type AbortMessage, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
 
 const THREAD_FILE = new URL("./pipeline-thread-boot.mjs", import.meta.url).href;
 
@@ -22,26 +23,45 @@ export interface PipelineThreadsOptions {
   log: Logger;
 }
 
+/** What the pool knows of a run while its thread may still send messages about it. */
+interface Route {
+  log: Logger;
+  began(threadId: number): void;
+  /** Log records received; the route is dropped once the run has ended and all it counted are in. */
+  logs: number;
+  expectedLogs: number | null;
+}
+
 /**
  * A pool of worker threads (piscina) that run pipelines off the worker's
- * event loop (IX_PIPELINE_ISOLATION=thread). Aborting a run posts to its
- * thread, whose wrapper aborts the pipeline's signal; killing it terminates
- * the thread (piscina's per-task signal) and piscina starts a replacement.
- * Threads start on first use or `ready()`, and `close()` terminates them all.
+ * event loop (IX_PIPELINE_ISOLATION=thread). Aborting a run posts its key on
+ * the pool's abort channel, where its thread's wrapper aborts the pipeline's
+ * signal; killing it terminates the thread (piscina's per-task signal) and
+ * piscina starts a replacement. Threads report a run's start and its log
+ * records on their own port to the pool (no channel per run: creating one
+ * halved the pool's throughput). Threads start on first use or `ready()`;
+ * `close()` terminates them all.
  */
 export class PipelineThreads {
   readonly #options: PipelineThreadsOptions;
-  #pool: Piscina<ThreadTask, Execution | "pong"> | null = null;
+  #pool: Piscina<ThreadTask, RunResult | "pong"> | null = null;
+  #aborts: BroadcastChannel | null = null;
+  readonly #routes = new Map<number, Route>();
+  #nextKey = 1;
   #closed = false;
 
   constructor(options: PipelineThreadsOptions) {
     this.#options = options;
   }
 
-  #getPool(): Piscina<ThreadTask, Execution | "pong"> {
+  #getPool(): Piscina<ThreadTask, RunResult | "pong"> {
     if (this.#closed) throw new Error("pipeline threads are closed");
     if (this.#pool === null) {
-      const workerData: ThreadData = { modules: this.#options.modules, maxResultBytes: this.#options.maxResultBytes };
+      const abortChannel = `ix-pipeline-abort-${randomUUID()}`;
+      this.#aborts = new BroadcastChannel(abortChannel);
+      // Only sends; it must never keep the process alive.
+      this.#aborts.unref();
+      const workerData: ThreadData = { modules: this.#options.modules, maxResultBytes: this.#options.maxResultBytes, abortChannel };
       this.#pool = new Piscina({
         filename: THREAD_FILE,
         // All threads up front, and a replacement as soon as one is terminated: a run never waits for a thread to boot.
@@ -52,8 +72,20 @@ export class PipelineThreads {
       });
       // A thread that dies outside a task (its task, if any, is rejected too) must not crash the worker.
       this.#pool.on("error", (error: unknown) => this.#options.log.error({ err: error }, "pipeline thread failed"));
+      this.#pool.on("message", (message: ThreadMessage) => this.#onMessage(message));
     }
     return this.#pool;
+  }
+
+  #onMessage(message: ThreadMessage): void {
+    const route = this.#routes.get(message.key);
+    if (!route) return;
+    if ("started" in message) route.began(message.started);
+    else {
+      forwardLog(route.log, message.log);
+      route.logs++;
+      if (route.expectedLogs !== null && route.logs >= route.expectedLogs) this.#routes.delete(message.key);
+    }
   }
 
   /** Starts the threads and waits until each has loaded its pipelines; rejects with a module's load error. */
@@ -65,7 +97,7 @@ export class PipelineThreads {
   /** Runs `name` for `job` in a thread. */
   start(name: string, job: Job, log: Logger): Attempt {
     const pool = this.#getPool();
-    const { port1, port2 } = new MessageChannel();
+    const key = this.#nextKey++;
     const kill = new AbortController();
     let threadId: number | null = null;
     let exited: Promise<void> | null = null;
@@ -73,26 +105,33 @@ export class PipelineThreads {
     const began = new Promise<void>((resolve) => {
       begin = resolve;
     });
-    port1.on("message", (message: ThreadMessage) => {
-      if ("started" in message) {
-        threadId = message.started;
+    const route: Route = {
+      log,
+      began(id) {
+        threadId = id;
         begin();
-      } else forwardLog(log, message.log);
-    });
-    // The port must never keep the process alive; the thread closes its end when the run ends.
-    port1.unref();
+      },
+      logs: 0,
+      expectedLogs: null,
+    };
+    this.#routes.set(key, route);
 
-    const task: RunTask = { name, request: job.request, logLevel: log.level, port: port2 };
-    const running = pool.run(task, { transferList: [port2], signal: kill.signal }) as Promise<Execution>;
-    const outcome = running.then(
-      (execution) => execution,
+    const task: RunTask = { key, name, request: job.request, logLevel: log.level };
+    const outcome = (pool.run(task, { signal: kill.signal }) as Promise<RunResult>).then(
+      (result): Execution => {
+        // Log records travel apart from the result: keep the route until all the run counted have arrived.
+        route.expectedLogs = result.logs;
+        if (route.logs >= result.logs) this.#routes.delete(key);
+        return result.execution;
+      },
       (error: unknown): Execution => {
+        this.#routes.delete(key);
         if (kill.signal.aborted) return { ok: false, error: `pipeline "${name}" was terminated` };
         log.error({ err: error }, "pipeline thread died during the run");
         return { ok: false, error: `pipeline "${name}" failed: its thread died (${messageOf(error)})` };
       },
     );
-    // The start message and the outcome travel on different ports: whichever arrives first means it began.
+    // The start message and the result travel apart: whichever arrives first means it began.
     void outcome.then(begin);
     const stopped = outcome.then(async () => {
       if (exited) await exited;
@@ -100,15 +139,14 @@ export class PipelineThreads {
     return {
       outcome,
       began,
-      abort(reason) {
-        if (!kill.signal.aborted) port1.postMessage({ abort: reason.message });
+      abort: (reason) => {
+        if (!kill.signal.aborted) this.#aborts?.postMessage({ key, reason: reason.message } satisfies AbortMessage);
       },
       kill: () => {
         if (kill.signal.aborted) return true;
-        // The thread running this task, found before piscina removes it from the pool: its exit is when the run has stopped.
+        // The thread running this run, found before piscina removes it from the pool: its exit is when the run has stopped.
         const thread = threadId === null ? undefined : this.#pool?.threads.find((t: Thread) => t.threadId === threadId);
         if (thread) exited = exitOf(thread, log);
-        else port1.close(); // still queued: no thread ever took the port
         kill.abort(new Error("killed after the kill grace"));
         return true;
       },
@@ -120,7 +158,9 @@ export class PipelineThreads {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#pool?.destroy();
+    this.#aborts?.close();
     this.#pool = null;
+    this.#routes.clear();
   }
 }
 
@@ -142,7 +182,7 @@ function forwardLog(log: Logger, line: string): void {
   } catch {
     return;
   }
-  const { level, msg, ...fields } = record;
+  const { level, msg, [RUN_KEY_FIELD]: _run, ...fields } = record;
   const label = typeof level === "number" ? log.levels.labels[level] : undefined;
   const method = label !== undefined && label in log ? (log[label as keyof Logger] as Logger["info"]) : log.info;
   method.call(log, fields, typeof msg === "string" ? msg : undefined);
