@@ -22,7 +22,19 @@ export interface RunTask {
   logLevel: string;
 }
 
-export type ThreadTask = RunTask | { ping: true };
+/**
+ * Loads the thread (it answers once its pipelines are loaded). All pings of
+ * one warm-up share `barrier` and wait for each other, so N pings occupy N
+ * distinct threads.
+ */
+export interface PingTask {
+  ping: true;
+  /** Int32Array[1] of arrivals; released when it reaches `threads`. */
+  barrier: SharedArrayBuffer;
+  threads: number;
+}
+
+export type ThreadTask = RunTask | PingTask;
 
 /** What a run answers: its outcome, and how many log records it sent, so the worker knows when it has them all. */
 export interface RunResult {

@@ -65,7 +65,13 @@ function runLogger(level: string, key: number): Logger {
  * an oversized result never crosses to the worker.
  */
 export default async function runTask(task: ThreadTask): Promise<RunResult | "pong"> {
-  if ("ping" in task) return "pong";
+  if ("ping" in task) {
+    // Held until every ping of this warm-up has a thread: polled, it happens once per warm-up.
+    const arrivals = new Int32Array(task.barrier);
+    Atomics.add(arrivals, 0, 1);
+    while (Atomics.load(arrivals, 0) < task.threads) await new Promise((resolve) => setTimeout(resolve, 5));
+    return "pong";
+  }
   const { key } = task;
   send({ key, started: threadId });
   const controller = new AbortController();

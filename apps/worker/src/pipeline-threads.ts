@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { Piscina } from "piscina";
 import { type Execution, messageOf } from "./pipeline";
 import type { Attempt } from "./pipeline-run";
-import { type AbortMessage, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
+import { type AbortMessage, type PingTask, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
 
 const THREAD_FILE = new URL("./pipeline-thread-boot.mjs", import.meta.url).href;
 
@@ -37,9 +37,10 @@ interface Route {
  * event loop (IX_PIPELINE_ISOLATION=thread). Aborting a run posts its key on
  * the pool's abort channel, where its thread's wrapper aborts the pipeline's
  * signal; killing it terminates the thread (piscina's per-task signal) and
- * piscina starts a replacement. Threads report a run's start and its log
+ * a later run gets a new thread. Threads report a run's start and its log
  * records on their own port to the pool (no channel per run: creating one
- * halved the pool's throughput). Threads start on first use or `ready()`;
+ * halved the pool's throughput). The pool starts on first use or `ready()`,
+ * with one thread, and grows to one thread per slot as runs overlap;
  * `close()` terminates them all.
  */
 export class PipelineThreads {
@@ -64,10 +65,12 @@ export class PipelineThreads {
       const workerData: ThreadData = { modules: this.#options.modules, maxResultBytes: this.#options.maxResultBytes, abortChannel };
       this.#pool = new Piscina({
         filename: THREAD_FILE,
-        // All threads up front, and a replacement as soon as one is terminated: a run never waits for a thread to boot.
-        minThreads: this.#options.threads,
+        // One thread from the start (it proves the modules load in a thread); more as runs overlap, up to
+        // one per slot, and they stay. A worker that never runs pipelines concurrently holds one thread (~50 MB).
+        minThreads: 1,
         maxThreads: this.#options.threads,
         idleTimeout: Number.POSITIVE_INFINITY,
+        recordTiming: false,
         workerData,
       });
       // A thread that dies outside a task (its task, if any, is rejected too) must not crash the worker.
@@ -88,10 +91,15 @@ export class PipelineThreads {
     }
   }
 
-  /** Starts the threads and waits until each has loaded its pipelines; rejects with a module's load error. */
-  async ready(): Promise<void> {
+  /**
+   * Starts `threads` threads (one per slot by default) and waits until each
+   * has loaded its pipelines; rejects with a module's load error.
+   */
+  async ready(threads = this.#options.threads): Promise<void> {
     const pool = this.#getPool();
-    await Promise.all(Array.from({ length: this.#options.threads }, () => pool.run({ ping: true })));
+    const count = Math.min(threads, this.#options.threads);
+    const ping: PingTask = { ping: true, barrier: new SharedArrayBuffer(4), threads: count };
+    await Promise.all(Array.from({ length: count }, () => pool.run(ping)));
   }
 
   /** Runs `name` for `job` in a thread. */

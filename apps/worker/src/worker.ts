@@ -22,12 +22,13 @@ export interface WorkerOptions {
 
 export interface Worker {
   /**
-   * Starts the pipeline threads (thread isolation) and waits until each has
-   * loaded its pipelines, rejecting with a module's load error. `start()` does
-   * this first; call it earlier to keep thread start-up out of a measurement.
+   * Starts every pipeline thread (thread isolation: one per slot) and waits
+   * until each has loaded its pipelines, rejecting with a module's load error.
+   * `start()` only starts the first and lets the pool grow as runs overlap;
+   * call this to have them all ready, e.g. to keep their start-up out of a measurement.
    */
   warmUp(): Promise<void>;
-  /** Warms up, rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks. */
+  /** Starts a first pipeline thread, rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks. */
   start(): Promise<void>;
   /**
    * Stops claiming and waits up to the grace period for in-flight jobs and
@@ -100,7 +101,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       "worker starting",
     );
     try {
-      await warmUp();
+      // One thread proves the modules load in a thread; the pool grows as runs overlap.
+      await threads?.ready(1);
     } catch (error) {
       await threads?.close();
       throw error;
