@@ -7,6 +7,7 @@
 // every BEAT_MS while they run, so the test sees from outside when each run
 // really stopped: a run whose heartbeat keeps advancing is a zombie.
 import { writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 
@@ -60,6 +61,14 @@ export default [
       beat();
       setInterval(beat, BEAT_MS);
       return new Promise(() => {});
+    },
+  },
+  {
+    /** Well-behaved: holds its thread for options.ms, honouring its signal (the tests use it to start every thread). */
+    name: "hold",
+    async run(request: Request, { signal }: { signal: AbortSignal }): Promise<Record<string, unknown>> {
+      await sleep(Number(request.options.ms), undefined, { signal });
+      return { threadId };
     },
   },
   {

@@ -94,11 +94,22 @@ function workerEnv(url: string, extra: Record<string, string>): Record<string, s
   };
 }
 
-/** Starts a worker and waits until it listens: start-up loads the pipeline threads first, so they are ready too. */
+/**
+ * Starts a worker, waits until it listens (start-up loads its first pipeline
+ * thread before that), then holds every slot at once for a moment, so the
+ * pool has grown to a thread per slot, as on a worker that has been busy.
+ */
 async function startWorker(db: Database, env: Record<string, string>, processes: IxProcess[]): Promise<IxProcess> {
   const worker = spawnIx("worker", env);
   processes.push(worker);
   await waitFor("the worker to listen", async () => (await listeningWorkers(db)) === 1, { timeoutMs: 60_000 });
+  const concurrency = Number(env.IX_WORKER_CONCURRENCY ?? 4);
+  const warmUp = await Promise.all(
+    Array.from({ length: concurrency }, () => submit(db, "warm-up", { use_case: "hold", context: { texts: ["t"] }, options: { ms: 1_000 } })),
+  );
+  const threads = new Set<unknown>();
+  for (const job of warmUp) threads.add((await terminal(db, job)).response?.result?.threadId);
+  expect(threads.size).toBe(concurrency);
   return worker;
 }
 
