@@ -6,7 +6,7 @@
 // (`<dir>/<request_id>.json`: pid, thread, first and last beat in epoch ms)
 // every BEAT_MS while they run, so the test sees from outside when each run
 // really stopped: a run whose heartbeat keeps advancing is a zombie.
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
@@ -64,10 +64,17 @@ export default [
     },
   },
   {
-    /** Well-behaved: holds its thread for options.ms, honouring its signal (the tests use it to start every thread). */
-    name: "hold",
+    /**
+     * Well-behaved: a barrier. Marks itself in options.dir, then waits (honouring its
+     * signal) until options.parties runs have marked it. N such runs can only all
+     * finish if N run at once, each in its own thread: the tests use it to grow the
+     * pool to a thread per slot.
+     */
+    name: "barrier",
     async run(request: Request, { signal }: { signal: AbortSignal }): Promise<Record<string, unknown>> {
-      await sleep(Number(request.options.ms), undefined, { signal });
+      const dir = String(request.options.dir);
+      writeFileSync(join(dir, request.request_id), "");
+      while (readdirSync(dir).length < Number(request.options.parties)) await sleep(20, undefined, { signal });
       return { threadId };
     },
   },

@@ -96,20 +96,25 @@ function workerEnv(url: string, extra: Record<string, string>): Record<string, s
 
 /**
  * Starts a worker, waits until it listens (start-up loads its first pipeline
- * thread before that), then holds every slot at once for a moment, so the
- * pool has grown to a thread per slot, as on a worker that has been busy.
+ * thread before that), then runs one `barrier` job per slot, which can only
+ * end together, so the pool has grown to a thread per slot, as on a worker
+ * that has been busy.
  */
 async function startWorker(db: Database, env: Record<string, string>, processes: IxProcess[]): Promise<IxProcess> {
   const worker = spawnIx("worker", env);
   processes.push(worker);
   await waitFor("the worker to listen", async () => (await listeningWorkers(db)) === 1, { timeoutMs: 60_000 });
   const concurrency = Number(env.IX_WORKER_CONCURRENCY ?? 4);
-  const warmUp = await Promise.all(
-    Array.from({ length: concurrency }, () => submit(db, "warm-up", { use_case: "hold", context: { texts: ["t"] }, options: { ms: 1_000 } })),
-  );
-  const threads = new Set<unknown>();
-  for (const job of warmUp) threads.add((await terminal(db, job)).response?.result?.threadId);
-  expect(threads.size).toBe(concurrency);
+  const dir = await mkdtemp(join(tmpdir(), "ix-barrier-"));
+  try {
+    const options = { dir, parties: concurrency };
+    const warmUp = await Promise.all(Array.from({ length: concurrency }, () => submit(db, "warm-up", { use_case: "barrier", context: { texts: ["t"] }, options })));
+    const threads = new Set<unknown>();
+    for (const job of warmUp) threads.add((await terminal(db, job)).response?.result?.threadId);
+    expect(threads.size).toBe(concurrency);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   return worker;
 }
 
