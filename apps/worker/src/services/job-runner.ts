@@ -142,16 +142,23 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
         releasePipelineSlot();
         return;
       }
-      const run = startPipeline({
-        job,
-        registry,
-        threads,
-        timeoutMs: config.pipelineTimeoutSeconds * 1000,
-        killGraceMs: config.killGraceSeconds * 1000,
-        maxResultBytes: config.maxResultBytes,
-        log: jobLog,
-        signal: abort.signal,
-      });
+      let run: ReturnType<typeof startPipeline>;
+      try {
+        run = startPipeline({
+          job,
+          registry,
+          threads,
+          timeoutMs: config.pipelineTimeoutSeconds * 1000,
+          killGraceMs: config.killGraceSeconds * 1000,
+          maxResultBytes: config.maxResultBytes,
+          log: jobLog,
+          signal: abort.signal,
+        });
+      } catch (error) {
+        // Nothing started (e.g. the threads are closed): the slot is free again.
+        releasePipelineSlot();
+        throw error;
+      }
       let stopped = false;
       const released = run.stopped.then(() => {
         stopped = true;
