@@ -104,9 +104,11 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       // One thread proves the modules load in a thread; the pool grows as runs overlap.
       await threads?.ready(1);
     } catch (error) {
+      if (stopping) return; // stopped during start-up: stop() closed the threads, nothing more to start
       await threads?.close();
       throw error;
     }
+    if (stopping) return;
     await rescuer.start();
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listenForPending({

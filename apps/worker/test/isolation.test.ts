@@ -145,6 +145,13 @@ describe("thread isolation", () => {
     expect(await jobs.get(db, job.job_id)).toMatchObject({ status: "running", response: null });
   });
 
+  test("stop() while start() is still loading the first thread: start() resolves quietly and stop() completes", async ({ database: { db } }) => {
+    const worker = createWorker({ db, pipelines: builtinPipelines(), config: testConfig({ isolation: "thread", concurrency: 1 }) });
+    const starting = worker.start();
+    expect(await worker.stop({ graceSeconds: 1 })).toEqual({ abandonedJobs: 0 });
+    await expect(starting).resolves.toBeUndefined();
+  });
+
   test("a pipeline module that cannot load in a thread stops start-up with its error", async ({ database: { db } }) => {
     const worker = createWorker({
       db,
