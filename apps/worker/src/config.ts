@@ -28,7 +28,23 @@ export interface WorkerConfig {
   /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
   shutdownGraceSeconds: number;
   callback: CallbackConfig;
+  /**
+   * Where pipelines run (IX_PIPELINE_ISOLATION). `thread`: built-in pipelines
+   * and pipelines loaded from modules run in a pool of `concurrency` worker
+   * threads, so a CPU-bound run cannot stall the worker's loop and a run that
+   * ignores its signal is terminated; pipelines registered in code as objects
+   * still run inline (a closure cannot cross threads). `inline`: all run on the
+   * worker's event loop.
+   */
+  isolation: PipelineIsolation;
+  /** After a run's timeout, how long it may take to honour its signal before its thread is terminated (IX_PIPELINE_KILL_GRACE_SECONDS). */
+  killGraceSeconds: number;
+  /** Largest serialized result a pipeline may return; larger ends the job `error` (IX_MAX_RESULT_BYTES). */
+  maxResultBytes: number;
 }
+
+export const PIPELINE_ISOLATIONS = ["thread", "inline"] as const;
+export type PipelineIsolation = (typeof PIPELINE_ISOLATIONS)[number];
 
 export interface CallbackConfig {
   /** Decoded IX_CALLBACK_SECRET; null sends callbacks unsigned. */
@@ -82,6 +98,9 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
     breaker: Object.freeze({ failures: 5, cooldownSeconds: 60 }),
     proxyUrl: null,
   }),
+  isolation: "thread",
+  killGraceSeconds: 5,
+  maxResultBytes: 1_048_576,
 });
 
 export type WorkerConfigOverrides = Partial<Omit<WorkerConfig, "callback">> & { callback?: Partial<CallbackConfig> };

@@ -1,7 +1,7 @@
 import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy";
-import { DEFAULT_WORKER_CONFIG as D, type WorkerConfig } from "./config";
+import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config";
 import { parseWebhookSecret } from "./webhook-signature";
 
 /**
@@ -66,6 +66,12 @@ export const WorkerEnv = z.object({
       return (protocol === "http:" || protocol === "https:") && hostname !== "";
     }, "must be an http:// or https:// URL of the proxy"),
   ),
+  /** `thread`: built-in and module pipelines run in worker threads that can be terminated; `inline`: on the worker's event loop. */
+  IX_PIPELINE_ISOLATION: envDefault(z.enum(PIPELINE_ISOLATIONS), D.isolation),
+  /** After a pipeline's timeout, how long it may take to honour its signal before its thread is terminated. */
+  IX_PIPELINE_KILL_GRACE_SECONDS: envDefault(envVar.seconds(), D.killGraceSeconds),
+  /** Largest serialized result (bytes of JSON) a pipeline may return; a larger one ends the job `error`. */
+  IX_MAX_RESULT_BYTES: envDefault(envVar.int(1024, 256 * 1_048_576), D.maxResultBytes),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -101,5 +107,8 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
       breaker: { failures: env.IX_CALLBACK_BREAKER_FAILURES, cooldownSeconds: env.IX_CALLBACK_BREAKER_COOLDOWN_SECONDS },
       proxyUrl: env.IX_CALLBACK_PROXY_URL ?? null,
     },
+    isolation: env.IX_PIPELINE_ISOLATION,
+    killGraceSeconds: env.IX_PIPELINE_KILL_GRACE_SECONDS,
+    maxResultBytes: env.IX_MAX_RESULT_BYTES,
   };
 }

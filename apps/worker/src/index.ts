@@ -1,15 +1,19 @@
 export { createWorker, type Worker, type WorkerOptions } from "./worker";
-export { DEFAULT_WORKER_CONFIG, workerConfig, workerPoolOptions, type WorkerConfig, type CallbackConfig, type WorkerConfigOverrides } from "./config";
+export {
+  DEFAULT_WORKER_CONFIG,
+  PIPELINE_ISOLATIONS,
+  workerConfig,
+  workerPoolOptions,
+  type WorkerConfig,
+  type CallbackConfig,
+  type PipelineIsolation,
+  type WorkerConfigOverrides,
+} from "./config";
 export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
 export { runWorkerMain, type WorkerMainOptions } from "./main";
-export {
-  definePipeline,
-  PipelineRegistry,
-  runPipeline,
-  type AnyPipeline,
-  type Pipeline,
-  type PipelineContext,
-} from "./pipeline";
+export { definePipeline, PipelineRegistry, type AnyPipeline, type Pipeline, type PipelineContext } from "./pipeline";
+export { runPipeline, startPipeline, type RunParams, type StartedRun } from "./pipeline-run";
+export { PipelineThreads } from "./pipeline-threads";
 export { loadPipelineModules, PipelineModuleError } from "./pipeline-modules";
 export { builtinPipelines, extractFields, ExtractFieldsOptions, type FieldMatch } from "./pipelines";
 export { parseWebhookSecret, webhookHeaders, type WebhookHeaders } from "./webhook-signature";

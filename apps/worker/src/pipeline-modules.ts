@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type AnyPipeline, pipelineShapeError } from "./pipeline";
+import { type AnyPipeline, markThreadSource, pipelineShapeError } from "./pipeline";
 
 /** An IX_PIPELINE_MODULES entry could not be loaded; the message names the entry and why. */
 export class PipelineModuleError extends Error {
@@ -39,6 +39,8 @@ function locate(specifier: string, baseDir: string): string {
  * Loads pipelines from modules: each must default-export one
  * pipeline or an array of them. Fails on the first bad entry, naming it,
  * so a worker never starts without a pipeline its operator asked for.
+ * Each pipeline remembers its module, so a worker with thread isolation
+ * loads that module in its pipeline threads and runs the pipeline there.
  */
 export async function loadPipelineModules(
   specifiers: readonly string[],
@@ -47,8 +49,9 @@ export async function loadPipelineModules(
   const loaded: AnyPipeline[] = [];
   for (const specifier of specifiers) {
     let module: { default?: unknown };
+    const location = locate(specifier, baseDir);
     try {
-      module = (await import(locate(specifier, baseDir))) as { default?: unknown };
+      module = (await import(location)) as { default?: unknown };
     } catch (error) {
       throw new PipelineModuleError(specifier, `cannot be imported: ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
@@ -63,6 +66,7 @@ export async function loadPipelineModules(
         const which = Array.isArray(module.default) ? `default export [${index}]` : "default export";
         throw new PipelineModuleError(specifier, `${which} is not a pipeline: ${problem}`);
       }
+      markThreadSource(candidate as AnyPipeline, location);
       loaded.push(candidate as AnyPipeline);
     });
   }

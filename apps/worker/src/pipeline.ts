@@ -1,5 +1,5 @@
-import { UseCase, type Job, type RequestIX, type ResponseIX } from "@ix/contracts";
-import { lifecycle } from "@ix/store";
+// Loaded by the main thread and by every pipeline thread: keep it free of @ix/store and anything heavy.
+import { UseCase, type RequestIX } from "@ix/contracts";
 import type { Logger } from "pino";
 import { z } from "zod";
 
@@ -45,6 +45,21 @@ export function pipelineShapeError(value: unknown): string | null {
   return parsed.error.issues.map((i) => `${i.path.length ? `${i.path.join(".")}: ` : ""}${i.message}`).join("; ");
 }
 
+/** The thread source of the pipelines every thread loads itself (`builtinPipelines()`). */
+export const BUILTIN_SOURCE = "builtin";
+
+/**
+ * Where a pipeline object can be loaded again inside a pipeline thread:
+ * BUILTIN_SOURCE, or the URL of the module it was loaded from. A pipeline
+ * without one was created in code; its closure cannot cross threads, so it runs inline.
+ */
+const threadSources = new WeakMap<AnyPipeline, string>();
+
+/** Records that `pipeline` can be loaded from `source` inside a thread. */
+export function markThreadSource(pipeline: AnyPipeline, source: string): void {
+  threadSources.set(pipeline, source);
+}
+
 export class PipelineRegistry {
   readonly #byName = new Map<string, AnyPipeline>();
 
@@ -68,6 +83,22 @@ export class PipelineRegistry {
   get names(): string[] {
     return [...this.#byName.keys()].sort();
   }
+
+  /** BUILTIN_SOURCE or a module URL when the pipeline can run in a thread; undefined when it must run inline. */
+  threadSource(name: string): string | undefined {
+    const pipeline = this.#byName.get(name);
+    return pipeline === undefined ? undefined : threadSources.get(pipeline);
+  }
+
+  /** The modules a pipeline thread must load to serve every thread-capable pipeline here. */
+  get threadModules(): string[] {
+    const modules = new Set<string>();
+    for (const pipeline of this.#byName.values()) {
+      const source = threadSources.get(pipeline);
+      if (source !== undefined && source !== BUILTIN_SOURCE) modules.add(source);
+    }
+    return [...modules];
+  }
 }
 
 function issuesText(error: z.ZodError): string {
@@ -76,114 +107,66 @@ function issuesText(error: z.ZodError): string {
     .join("; ");
 }
 
-function messageOf(error: unknown): string {
+export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
   return String(error);
 }
 
-export interface RunParams {
-  job: Job;
-  registry: PipelineRegistry;
-  timeoutMs: number;
+/**
+ * What one run produced: the result as serialized JSON (a string crosses
+ * threads cheaply, and its length is what IX_MAX_RESULT_BYTES bounds), or the
+ * error message for the response.
+ */
+export type Execution = { ok: true; json: string } | { ok: false; error: string };
+
+export interface ExecuteOptions {
+  signal: AbortSignal;
   log: Logger;
-  /** Aborts the run from outside (hard shutdown). */
-  signal?: AbortSignal;
+  /** Largest serialized result accepted (IX_MAX_RESULT_BYTES). */
+  maxResultBytes: number;
 }
 
 /**
- * Runs the job's pipeline and always returns a valid ResponseIX: an
- * unknown use_case, invalid options, a throw, a result that is not a JSON
- * object, or the timeout become `error`. The timeout ends the run at that
- * moment even if the pipeline ignores its signal; its late outcome is logged
- * and dropped. Metadata times are this host's clock: they describe the run here.
+ * Validates the options, runs the pipeline and checks its result, where the
+ * result is produced (in its thread, or inline): invalid options, a throw, a
+ * result that is not a JSON object or one larger than `maxResultBytes` become
+ * an error message. Never throws.
  */
-export async function runPipeline({ job, registry, timeoutMs, log, signal }: RunParams): Promise<ResponseIX> {
-  const startedAt = new Date();
-  const started = performance.now();
-  const useCase = job.request.use_case;
-  const pipeline = registry.get(useCase);
-  const respond = (error: string | null, result: Record<string, unknown> | null): ResponseIX =>
-    lifecycle.buildResponse(job, {
-      pipeline: pipeline?.name ?? useCase,
-      error,
-      result,
-      startedAt,
-      finishedAt: new Date(),
-      durationMs: performance.now() - started,
-      attempt: job.attempts + 1,
-    });
-
-  if (!pipeline) {
-    const known = registry.names.length ? registry.names.join(", ") : "none";
-    return respond(`no pipeline is registered for use_case "${useCase}" (registered: ${known})`, null);
-  }
-  let options: unknown = job.request.options;
+export async function executePipeline(pipeline: AnyPipeline, request: RequestIX, { signal, log, maxResultBytes }: ExecuteOptions): Promise<Execution> {
+  let options: unknown = request.options;
   if (pipeline.input) {
-    const parsed = pipeline.input.safeParse(job.request.options);
-    if (!parsed.success) return respond(`invalid options for pipeline "${pipeline.name}": ${issuesText(parsed.error)}`, null);
+    const parsed = pipeline.input.safeParse(request.options);
+    if (!parsed.success) return { ok: false, error: `invalid options for pipeline "${pipeline.name}": ${issuesText(parsed.error)}` };
     options = parsed.data;
   }
-
-  // One controller the pipeline sees, aborted by the timeout or by the outer
-  // signal. AbortSignal.any would do, but costs too much per run on Node 20 (BENCHMARKS.md).
-  const runAbort = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => {
-      runAbort.abort(new Error(`pipeline timed out after ${timeoutMs / 1000} s`));
-      resolve("timeout");
-    }, timeoutMs);
-  });
-  // A hard stop ends the wait too, so an abandoned run never holds its slot.
-  let onStop: (() => void) | undefined;
-  const stopped = new Promise<"stopped">((resolve) => {
-    onStop = () => {
-      runAbort.abort(signal?.reason);
-      resolve("stopped");
-    };
-    if (signal?.aborted) onStop();
-    else signal?.addEventListener("abort", onStop, { once: true });
-  });
-  const running = (async () => pipeline.run({ ...job.request, options }, { signal: runAbort.signal, log }))();
+  let value: unknown;
   try {
-    const outcome = await Promise.race([running.then((result) => ({ result })), timedOut, stopped]);
-    if (outcome === "stopped") {
-      running.catch(() => {});
-      return respond(`pipeline "${pipeline.name}" was cut off by worker shutdown`, null);
-    }
-    if (outcome === "timeout") {
-      running.then(
-        () => log.warn("pipeline finished after its timeout; result dropped"),
-        (error: unknown) => log.debug({ err: error }, "pipeline failed after its timeout"),
-      );
-      return respond(
-        `pipeline "${pipeline.name}" timed out after ${timeoutMs / 1000} s (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS)`,
-        null,
-      );
-    }
-    return respond(null, asResult(outcome.result, pipeline.name));
+    value = await pipeline.run({ ...request, options }, { signal, log });
   } catch (error) {
-    if (error instanceof InvalidResultError) return respond(error.message, null);
     log.debug({ err: error }, "pipeline threw");
-    return respond(`pipeline "${pipeline.name}" failed: ${messageOf(error)}`, null);
-  } finally {
-    clearTimeout(timer);
-    if (onStop) signal?.removeEventListener("abort", onStop);
+    return { ok: false, error: `pipeline "${pipeline.name}" failed: ${messageOf(error)}` };
   }
+  return serializeResult(value, pipeline.name, maxResultBytes);
 }
 
-class InvalidResultError extends Error {}
-
-/** The result as stored: a plain JSON object, round-tripped so what runs is what is stored. */
-function asResult(value: unknown, name: string): Record<string, unknown> {
+/** The result as it will be stored: a JSON object of at most `maxResultBytes` serialized. */
+function serializeResult(value: unknown, name: string, maxResultBytes: number): Execution {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InvalidResultError(`pipeline "${name}" returned ${Array.isArray(value) ? "an array" : typeof value}, expected a result object`);
+    return { ok: false, error: `pipeline "${name}" returned ${Array.isArray(value) ? "an array" : typeof value}, expected a result object` };
   }
-  let json: unknown;
+  let json: string;
   try {
-    json = JSON.parse(JSON.stringify(value));
+    json = JSON.stringify(value);
   } catch (error) {
-    throw new InvalidResultError(`pipeline "${name}" returned a result that is not JSON: ${messageOf(error)}`);
+    return { ok: false, error: `pipeline "${name}" returned a result that is not JSON: ${messageOf(error)}` };
   }
-  return json as Record<string, unknown>;
+  // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: only count when it could matter.
+  const bytes = json.length * 3 <= maxResultBytes ? 0 : Buffer.byteLength(json, "utf8");
+  if (bytes > maxResultBytes) {
+    return {
+      ok: false,
+      error: `pipeline "${name}" returned a result of ${bytes} bytes (serialized JSON), more than the ${maxResultBytes} bytes IX_MAX_RESULT_BYTES allows`,
+    };
+  }
+  return { ok: true, json };
 }

@@ -5,6 +5,7 @@ import { createCallbackTargetPolicy } from "./callback-target-policy";
 import type { WorkerConfig } from "./config";
 import { listenForPending, type PendingListener } from "./pending-listener";
 import { type AnyPipeline, PipelineRegistry } from "./pipeline";
+import { PipelineThreads } from "./pipeline-threads";
 import { createCallbackDispatcher } from "./services/callback-dispatcher";
 import { createJobRunner } from "./services/job-runner";
 import { createRescuer } from "./services/rescuer";
@@ -20,7 +21,14 @@ export interface WorkerOptions {
 }
 
 export interface Worker {
-  /** Rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks. */
+  /**
+   * Starts every pipeline thread (thread isolation: one per slot) and waits
+   * until each has loaded its pipelines, rejecting with a module's load error.
+   * `start()` only starts the first and lets the pool grow as runs overlap;
+   * call this to have them all ready, e.g. to keep their start-up out of a measurement.
+   */
+  warmUp(): Promise<void>;
+  /** Starts a first pipeline thread, rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks. */
   start(): Promise<void>;
   /**
    * Stops claiming and waits up to the grace period for in-flight jobs and
@@ -37,6 +45,8 @@ export interface Worker {
   deliverDueOnce(options?: { now?: Date }): Promise<number>;
   /** Jobs claimed and not yet stored. */
   readonly inFlight: number;
+  /** Pipeline runs not yet stopped, including runs past their timeout that are still within the kill grace. */
+  readonly runningPipelines: number;
 }
 
 /**
@@ -49,6 +59,11 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   // Whatever logger the caller passes, errors are written by the one log-safe serializer (no query parameters, no client data).
   const log = (logger ?? pino({ level: "silent" })).child({}, { serializers: logSerializers });
   const registry = pipelines instanceof PipelineRegistry ? pipelines : new PipelineRegistry(pipelines);
+  // Only pipelines that can be loaded again in a thread (built-ins, modules) run there; see WorkerConfig.isolation.
+  const threads =
+    config.isolation === "thread" && registry.names.some((name) => registry.threadSource(name) !== undefined)
+      ? new PipelineThreads({ threads: config.concurrency, modules: registry.threadModules, maxResultBytes: config.maxResultBytes, log })
+      : null;
   const sender = createCallbackSender({
     policy: createCallbackTargetPolicy(config.callback.allowedHosts),
     timeoutMs: config.callback.timeoutSeconds * 1000,
@@ -58,7 +73,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     proxyUrl: config.callback.proxyUrl,
   });
   const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
-  const runner = createJobRunner({ db, registry, config, log, onCallbacksDue: () => dispatcher.wake() });
+  const runner = createJobRunner({ db, registry, threads, config, log, onCallbacksDue: () => dispatcher.wake() });
   const rescuer = createRescuer({
     db,
     config,
@@ -78,9 +93,24 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     if (stopping) throw new Error("a stopped worker cannot be restarted; create a new one");
     started = true;
     log.info(
-      { concurrency: config.concurrency, pipelines: registry.names, timeoutSeconds: config.pipelineTimeoutSeconds },
+      {
+        concurrency: config.concurrency,
+        pipelines: registry.names,
+        timeoutSeconds: config.pipelineTimeoutSeconds,
+        isolation: config.isolation,
+        inThreads: threads === null ? [] : registry.names.filter((name) => registry.threadSource(name) !== undefined),
+      },
       "worker starting",
     );
+    try {
+      // One thread proves the modules load in a thread; the pool grows as runs overlap.
+      await threads?.ready(1);
+    } catch (error) {
+      if (stopping) return; // stopped during start-up: stop() closed the threads, nothing more to start
+      await threads?.close();
+      throw error;
+    }
+    if (stopping) return;
     await rescuer.start();
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listenForPending({
@@ -117,11 +147,18 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       abandonedJobs = runner.abandon();
     }
     await dispatcher.close({ force: !finished });
+    // Terminates runs past their timeout that are still within the kill grace, and idle threads.
+    await threads?.close();
     log.info({ abandonedJobs }, "worker stopped");
     return { abandonedJobs };
   }
 
+  async function warmUp(): Promise<void> {
+    await threads?.ready();
+  }
+
   return {
+    warmUp,
     start,
     stop,
     runOnce: runner.runOnce,
@@ -129,6 +166,9 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     deliverDueOnce: dispatcher.deliverDueOnce,
     get inFlight() {
       return runner.inFlight;
+    },
+    get runningPipelines() {
+      return runner.runningPipelines;
     },
   };
 }

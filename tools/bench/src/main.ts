@@ -31,6 +31,13 @@ function rowCounts(value: string): number[] {
   return counts;
 }
 
+function isolations(value: string): Array<"inline" | "thread"> {
+  const names = value.split(",").map((s) => s.trim());
+  const unknown = names.filter((s) => s !== "inline" && s !== "thread");
+  if (unknown.length > 0 || names.length === 0) throw new InvalidArgumentError(`unknown ${unknown.join(", ")} (known: inline, thread)`);
+  return names as Array<"inline" | "thread">;
+}
+
 function systemNames(value: string): SystemName[] {
   const names = value.split(",").map((s) => s.trim());
   const unknown = names.filter((s) => !(SYSTEMS as readonly string[]).includes(s));
@@ -48,6 +55,7 @@ interface BenchFlags {
   httpSeconds: number;
   scaleRows: number[];
   systems?: SystemName[];
+  isolation: Array<"inline" | "thread">;
   databaseUrl?: string;
   jsonOut?: string;
 }
@@ -60,6 +68,7 @@ const program = new Command("bench")
   .option("--http-seconds <s>", "seconds per HTTP route and for pgbench; 0 skips them", wholeNumber, BENCH_DEFAULTS.httpSeconds)
   .option("--scale-rows <list>", "terminal rows for the claim-latency runs; empty skips them", rowCounts, [...BENCH_DEFAULTS.scaleRows])
   .option("--systems <list>", `queues to run, comma-separated: ${SYSTEMS.join(", ")}`, systemNames)
+  .option("--isolation <list>", "where ix's pipelines run in its process phase: inline, thread, or inline,thread for both", isolations, ["inline"])
   .option("--database-url <url>", "the PostgreSQL server (default IX_POSTGRES_URL; without either, an embedded one)")
   .option("--json-out <file>", "also write every result as one JSON document to this file")
   .addHelpText("after", "\nExit codes: 0 done, 1 the run failed, 2 bad options or a bad IX_POSTGRES_URL.")
@@ -74,6 +83,7 @@ const program = new Command("bench")
       httpSeconds: flags.httpSeconds,
       scaleRows: flags.scaleRows,
       systems: flags.systems ?? [...SYSTEMS],
+      ixIsolation: flags.isolation,
     });
     if (flags.jsonOut) await writeFile(flags.jsonOut, `${JSON.stringify(results, null, 2)}\n`);
   });

@@ -6,6 +6,7 @@ import { measureScale, type ScaleResult } from "./scale";
 import { openBenchServer } from "./server";
 import { percentile, round } from "./stats";
 import { openGraphileWorker } from "./systems/graphile-worker";
+import type { PipelineIsolation } from "@ix/worker";
 import { ixJobCounts, openIx } from "./systems/ix";
 import { openPgBoss } from "./systems/pg-boss";
 import type { QueueSystem, SystemResult, Workload } from "./systems/system";
@@ -39,6 +40,12 @@ export interface BenchOptions {
   scaleRows?: readonly number[];
   /** Which queues to run (default all three). */
   systems?: readonly SystemName[];
+  /**
+   * Where ix's pipelines run in its process phase, each run in turn (default
+   * inline, as the peers run their handlers). The first is ix's process figure
+   * in the comparison; every one is also reported on its own line.
+   */
+  ixIsolation?: readonly PipelineIsolation[];
   /** pgbench binary; null or a missing file skips the reference. */
   pgbenchPath?: string | null;
   /** Where JSON lines and the ratio table go (default stdout). */
@@ -53,11 +60,21 @@ export interface BenchResults {
   systems: SystemResult[];
   /** After ix's process run: how many jobs there were and how many ended done with a stored response. */
   ix_process_check: { jobs: number; done_with_response: number } | null;
+  /** ix's process phase per isolation setting. */
+  ix_process: IxProcessResult[];
   http: HttpResult[];
   pgbench: PgbenchResult | null;
   scale: ScaleResult[];
   scale_explain: string;
   duration_s: number;
+}
+
+export interface IxProcessResult {
+  system: "ix-process";
+  isolation: PipelineIsolation;
+  process_jobs_per_s: number;
+  /** Threads only: starting the pool and loading its modules, before the clock started. */
+  thread_warmup_ms: number | null;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -95,6 +112,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
   for (const name of systems) {
     if (!SYSTEMS.includes(name)) throw new RangeError(`unknown system "${name}" (known: ${SYSTEMS.join(", ")})`);
   }
+  const ixIsolation = [...(options.ixIsolation ?? ["inline"])];
+  if (ixIsolation.length === 0 || ixIsolation.some((i) => i !== "inline" && i !== "thread")) {
+    throw new RangeError(`bench option ixIsolation must list inline and/or thread, got ${ixIsolation.join(",")}`);
+  }
   const out = options.out ?? ((line: string) => console.log(line));
   const log = options.log ?? ((message: string) => console.error(`bench: ${message}`));
   const pgbenchPath = options.pgbenchPath === undefined ? DEFAULT_PGBENCH_PATH : options.pgbenchPath;
@@ -113,6 +134,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       workload: { ...workload, http_seconds: httpSeconds, scale_rows: scaleRows },
       systems: [],
       ix_process_check: null,
+      ix_process: [],
       http: [],
       pgbench: null,
       scale: [],
@@ -127,11 +149,29 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       try {
         log(`${name}: enqueue ${workload.n} jobs from ${workload.c} loops`);
         const enqueue = await system.enqueue(workload);
-        log(`${name}: process ${workload.n} jobs at concurrency ${workload.c}`);
-        const processed = await system.process(workload);
-        if (name === "ix" && "db" in system) {
-          const counts = await ixJobCounts((system as Awaited<ReturnType<typeof openIx>>).db);
-          results.ix_process_check = { jobs: counts.total, done_with_response: counts.doneWithResponse };
+        let processed: number;
+        if (name === "ix") {
+          const ix = system as Awaited<ReturnType<typeof openIx>>;
+          const runs: IxProcessResult[] = [];
+          for (const isolation of ixIsolation) {
+            log(`${name}: process ${workload.n} jobs at concurrency ${workload.c}, pipelines ${isolation}`);
+            const run = await ix.processWith(workload, isolation);
+            if (runs.length === 0) {
+              const counts = await ixJobCounts(ix.db);
+              results.ix_process_check = { jobs: counts.total, done_with_response: counts.doneWithResponse };
+            }
+            runs.push({
+              system: "ix-process",
+              isolation,
+              process_jobs_per_s: round(run.jobsPerSecond),
+              thread_warmup_ms: run.threadWarmUpMs === null ? null : round(run.threadWarmUpMs),
+            });
+          }
+          results.ix_process.push(...runs);
+          processed = runs[0]?.process_jobs_per_s ?? Number.NaN;
+        } else {
+          log(`${name}: process ${workload.n} jobs at concurrency ${workload.c}`);
+          processed = await system.process(workload);
         }
         log(`${name}: latency over ${workload.l} sequential jobs`);
         const samples = await system.latency(workload);
@@ -144,6 +184,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
         };
         results.systems.push(line);
         out(JSON.stringify(line));
+        if (name === "ix") for (const run of results.ix_process) out(JSON.stringify(run));
       } finally {
         await system.close();
       }

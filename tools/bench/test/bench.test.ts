@@ -14,6 +14,7 @@ test("a smoke-sized bench runs every system, ix stores every response, and every
     l: 20,
     httpSeconds: 1,
     scaleRows: [0, 1000],
+    ixIsolation: ["inline", "thread"],
     out: (line) => lines.push(line),
     log: () => undefined,
   });
@@ -25,6 +26,10 @@ test("a smoke-sized bench runs every system, ix stores every response, and every
     }
   }
   expect(results.ix_process_check).toEqual({ jobs: 200, done_with_response: 200 });
+  // ix's process phase ran once per isolation; with threads its pipelines ran in a pool started before the clock.
+  expect(results.ix_process.map((r) => r.isolation)).toEqual(["inline", "thread"]);
+  for (const r of results.ix_process) expect(Number.isFinite(r.process_jobs_per_s) && r.process_jobs_per_s > 0).toBe(true);
+  expect(results.ix_process[1]?.thread_warmup_ms).toBeGreaterThan(0);
 
   expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}"]);
   for (const h of results.http) {

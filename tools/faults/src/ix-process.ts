@@ -3,6 +3,7 @@
 // Besides ix's own pino logs, it writes `{"fault": …}` lines on stdout:
 // memory samples, and for the API where it listens.
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ConfigError, requirePostgresUrl } from "@ix/contracts";
 import { runApiMain } from "@ix/api";
 import { connect } from "@ix/store";
@@ -29,7 +30,15 @@ function memory() {
   return { rssBytes: process.memoryUsage().rss, maxRssBytes: process.resourceUsage().maxRSS * 1024, hwmBytes };
 }
 
-const sampler = setInterval(() => report("memory", memory()), 200);
+// The worst event-loop delay since the previous sample: how long the process's own
+// loop (claims, completions, callbacks) could not run, e.g. behind a CPU-bound pipeline.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
+const sampler = setInterval(() => {
+  report("memory", { ...memory(), loopDelayMaxMs: loopDelay.max / 1e6 });
+  loopDelay.reset();
+}, 200);
 sampler.unref();
 
 async function worker(): Promise<void> {

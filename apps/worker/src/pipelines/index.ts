@@ -1,5 +1,8 @@
-import type { AnyPipeline } from "../pipeline";
+import { type AnyPipeline, BUILTIN_SOURCE, markThreadSource } from "../pipeline";
 import { extractFields } from "./extract-fields";
+
+// Every pipeline thread loads the built-ins itself.
+markThreadSource(extractFields, BUILTIN_SOURCE);
 
 export { extractFields, ExtractFieldsOptions, type FieldMatch } from "./extract-fields";
 

@@ -4,7 +4,9 @@ import type { Logger } from "pino";
 import { createClaimLoop } from "../claim-loop";
 import type { WorkerConfig } from "../config";
 import { logDbError, retryWhileDbAway } from "../db-retry";
-import { type PipelineRegistry, runPipeline } from "../pipeline";
+import type { PipelineRegistry } from "../pipeline";
+import { startPipeline } from "../pipeline-run";
+import type { PipelineThreads } from "../pipeline-threads";
 
 export interface JobRunner {
   /** Begins claiming: from now on the claim loop runs whenever it is woken and slots are free. */
@@ -25,12 +27,16 @@ export interface JobRunner {
   abandon(): number;
   /** Jobs claimed and not yet stored. */
   readonly inFlight: number;
+  /** Pipeline runs that have not stopped yet, including runs past their timeout whose job is already stored. */
+  readonly runningPipelines: number;
 }
 
 export interface JobRunnerOptions {
   db: Database;
   registry: PipelineRegistry;
-  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds">;
+  /** Where thread-capable pipelines run; null runs every pipeline inline. */
+  threads: PipelineThreads | null;
+  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds" | "killGraceSeconds" | "maxResultBytes">;
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
@@ -41,7 +47,7 @@ export interface JobRunnerOptions {
  * not-yet-stored jobs all count), runs each through its pipeline, and stores
  * the responses of one tick in one fenced statement.
  */
-export function createJobRunner({ db, registry, config, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
+export function createJobRunner({ db, registry, threads, config, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
   /** Claimed jobs not yet stored, with the controller `abandon` aborts. */
   const active = new Map<string, { done: Promise<void>; abort: AbortController }>();
   /** Slots promised to claims in progress, so concurrent claims never exceed the free slots. */
@@ -103,9 +109,13 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
   // ---- pipeline slots ----
 
   // Pipelines run at most `concurrency` at once; claimed jobs beyond that
-  // (prefetch) wait here for a slot. A slot frees when the pipeline returns,
-  // not when its response is stored, so storing never idles a slot.
+  // (prefetch) wait here for a slot. A slot frees when the run has really
+  // stopped (returned, or its thread was terminated), not when its response is
+  // stored: storing never idles a slot, and a run past its timeout still holds
+  // one, so real concurrency never exceeds the setting.
   let runningPipelines = 0;
+  /** Runs still going although their job's response is given (past the timeout, within the kill grace). */
+  let lingering = 0;
   const slotWaiters: Array<() => void> = [];
 
   function acquirePipelineSlot(): Promise<void> {
@@ -129,19 +139,41 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
     const jobLog = log.child({ job_id: job.job_id, use_case: job.request.use_case, attempt: job.attempts + 1 });
     const done = (async () => {
       await acquirePipelineSlot();
-      let response: ResponseIX;
+      // Abandoned while queued: never started, left `running` for the rescuer.
+      if (abort.signal.aborted) {
+        releasePipelineSlot();
+        return;
+      }
+      let run: ReturnType<typeof startPipeline>;
       try {
-        // Abandoned while queued: never started, left `running` for the rescuer.
-        if (abort.signal.aborted) return;
-        response = await runPipeline({
+        run = startPipeline({
           job,
           registry,
+          threads,
           timeoutMs: config.pipelineTimeoutSeconds * 1000,
+          killGraceMs: config.killGraceSeconds * 1000,
+          maxResultBytes: config.maxResultBytes,
           log: jobLog,
           signal: abort.signal,
         });
-      } finally {
+      } catch (error) {
+        // Nothing started (e.g. the threads are closed): the slot is free again.
         releasePipelineSlot();
+        throw error;
+      }
+      let stopped = false;
+      const released = run.stopped.then(() => {
+        stopped = true;
+        releasePipelineSlot();
+      });
+      const response: ResponseIX = await run.response;
+      if (!stopped) {
+        // Answered (timeout) but not stopped: the slot stays taken, and counts against claims, until the run ends.
+        lingering++;
+        void released.then(() => {
+          lingering--;
+          if (!stopping) scheduleFill();
+        });
       }
       // Cut off by a hard stop: the run did not finish, so nothing is stored.
       if (abort.signal.aborted) return;
@@ -161,7 +193,7 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
 
   /** Jobs this runner may still claim: running, queued and not-yet-stored jobs all count. */
   function freeSlots(): number {
-    return config.concurrency + config.prefetch - active.size - reserved;
+    return config.concurrency + config.prefetch - active.size - lingering - reserved;
   }
 
   /** Claims up to `limit` jobs (within the free slots) and starts them; returns their completions. */
@@ -233,6 +265,9 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
     },
     get inFlight() {
       return active.size;
+    },
+    get runningPipelines() {
+      return runningPipelines;
     },
   };
 }

@@ -1,13 +1,15 @@
 import type { RequestIX } from "@ix/contracts";
 import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
-import { createWorker, definePipeline, workerConfig } from "@ix/worker";
-import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { fileURLToPath } from "node:url";
+import { createWorker, definePipeline, loadPipelineModules, type PipelineIsolation, workerConfig } from "@ix/worker";
 import { waitFor } from "@ix/testing/wait";
-import { Arrivals, type QueueSystem, within } from "./system";
+import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { Arrivals, type QueueSystem, type Workload, within } from "./system";
 
 const USE_CASE = "bench_noop";
 /** ix's throughput configuration: a local queue of 500 claimed jobs, as graphile-worker gets (`localQueue.size`). */
 export const IX_PREFETCH = 500;
+const NOOP_MODULE = fileURLToPath(new URL("../noop-pipeline.ts", import.meta.url));
 
 function request(requestId: string): RequestIX {
   return { use_case: USE_CASE, ix_client_id: "bench", request_id: requestId, context: { texts: ["bench"] }, options: {} };
@@ -21,12 +23,33 @@ export async function ixJobCounts(db: Database): Promise<{ total: number; doneWi
   return { total: Number(row?.total ?? 0), doneWithResponse: Number(row?.done ?? 0) };
 }
 
+export interface IxProcessRun {
+  isolation: PipelineIsolation;
+  jobsPerSecond: number;
+  /** Thread isolation: starting the pool and loading its modules, before the clock. */
+  threadWarmUpMs: number | null;
+}
+
+/** No job pending or running: both checks use a partial index, so polling this does not load the server. */
+async function drained(db: Database): Promise<boolean> {
+  const result = await db.execute<{ drained: boolean }>(sql`
+    select not exists (select 1 from ix_jobs where status = 'pending') and not exists (select 1 from ix_jobs where status = 'running') as drained`);
+  return result.rows[0]?.drained === true;
+}
+
 /**
  * ix measured through its own code paths: `jobs.insertPending` (which
  * NOTIFYs) for enqueue and latency, and the real worker (`createWorker`) with
- * a no-op pipeline for processing, every response stored.
+ * a no-op pipeline for processing, every response stored. `processWith`
+ * runs the process phase with pipelines inline or in worker threads.
  */
-export async function openIx(url: string): Promise<QueueSystem & { db: Database; verified(): Promise<{ total: number; doneWithResponse: number }> }> {
+export async function openIx(url: string): Promise<
+  QueueSystem & {
+    db: Database;
+    verified(): Promise<{ total: number; doneWithResponse: number }>;
+    processWith(workload: Workload, isolation: PipelineIsolation): Promise<IxProcessRun>;
+  }
+> {
   const db = connect(url, { max: 20, applicationName: "ix-bench" });
   await migrateUp(db);
   let phase = 0;
@@ -46,9 +69,63 @@ export async function openIx(url: string): Promise<QueueSystem & { db: Database;
         return {};
       },
     });
-    const worker = createWorker({ db: workerDb, pipelines: [noop], config: workerConfig({ concurrency: c, prefetch: IX_PREFETCH }) });
+    const worker = createWorker({
+      db: workerDb,
+      pipelines: [noop],
+      config: workerConfig({ concurrency: c, prefetch: IX_PREFETCH, isolation: "inline" }),
+    });
     try {
       return await body(() => worker.start());
+    } finally {
+      await worker.stop({ graceSeconds: 10 });
+      await workerDb.close();
+    }
+  }
+
+  /** The process phase: n pending jobs inserted untimed, then timed from the worker's start() to the last response stored. */
+  async function processWith({ n, c }: Workload, isolation: PipelineIsolation): Promise<IxProcessRun> {
+    await clear();
+    // The backlog is inserted in one statement: only draining is timed.
+    await db.execute(sql`
+      insert into ix_jobs (ix_id, client_id, request_id, request)
+      select lpad(to_hex(g), 16, '0'), 'bench', 'p' || g,
+             jsonb_build_object('use_case', ${USE_CASE}::text, 'ix_client_id', 'bench', 'request_id', 'p' || g,
+                                'ix_id', lpad(to_hex(g), 16, '0'), 'context', jsonb_build_object('texts', jsonb_build_array('bench')),
+                                'options', '{}'::jsonb)
+      from generate_series(1, ${n}::int) as g`);
+    await db.execute(sql`analyze ix_jobs`);
+    const allStored = () => waitFor(`ix storing all ${n} responses`, async () => (await ixJobCounts(db)).doneWithResponse === n, { intervalMs: 2, timeoutMs: 300_000 });
+    if (isolation === "inline") {
+      const runs = runCounter(n);
+      return withWorker(c, runs.ran, async (start) => {
+        const started = performance.now();
+        await start();
+        await within(runs.done, 600_000, `ix running all ${n} jobs`);
+        // Ran is not stored: the clock stops when the last response is in the table.
+        await allStored();
+        return { isolation, jobsPerSecond: perSecond(n, started, performance.now()), threadWarmUpMs: null };
+      });
+    }
+    // Threads: the pipeline comes from a module (a closure cannot cross threads), and the
+    // threads are started and loaded before the clock, as they are before a worker claims anything.
+    const workerDb = connect(url, { max: c + 4, applicationName: "ix-bench-worker" });
+    const worker = createWorker({
+      db: workerDb,
+      pipelines: await loadPipelineModules([NOOP_MODULE]),
+      config: workerConfig({ concurrency: c, prefetch: IX_PREFETCH, isolation: "thread" }),
+    });
+    try {
+      const warming = performance.now();
+      await worker.warmUp();
+      const threadWarmUpMs = performance.now() - warming;
+      const started = performance.now();
+      await worker.start();
+      // No run counter across threads: poll for a drained queue through the partial indexes (cheap, unlike counting every 2 ms).
+      await waitFor(`ix draining all ${n} jobs`, async () => await drained(db), { intervalMs: 2, timeoutMs: 300_000 });
+      const ended = performance.now();
+      const counts = await ixJobCounts(db);
+      if (counts.doneWithResponse !== n) throw new Error(`ix (threads) drained with ${counts.doneWithResponse} of ${n} jobs done with a response`);
+      return { isolation, jobsPerSecond: perSecond(n, started, ended), threadWarmUpMs };
     } finally {
       await worker.stop({ graceSeconds: 10 });
       await workerDb.close();
@@ -72,27 +149,10 @@ export async function openIx(url: string): Promise<QueueSystem & { db: Database;
         await pool.close();
       }
     },
-    async process({ n, c }) {
-      await clear();
-      // The backlog is inserted in one statement: only draining is timed.
-      await db.execute(sql`
-        insert into ix_jobs (ix_id, client_id, request_id, request)
-        select lpad(to_hex(g), 16, '0'), 'bench', 'p' || g,
-               jsonb_build_object('use_case', ${USE_CASE}::text, 'ix_client_id', 'bench', 'request_id', 'p' || g,
-                                  'ix_id', lpad(to_hex(g), 16, '0'), 'context', jsonb_build_object('texts', jsonb_build_array('bench')),
-                                  'options', '{}'::jsonb)
-        from generate_series(1, ${n}::int) as g`);
-      await db.execute(sql`analyze ix_jobs`);
-      const runs = runCounter(n);
-      return withWorker(c, runs.ran, async (start) => {
-        const started = performance.now();
-        await start();
-        await within(runs.done, 600_000, `ix running all ${n} jobs`);
-        // Ran is not stored: the clock stops when the last response is in the table.
-        await waitFor(`ix storing all ${n} responses`, async () => (await ixJobCounts(db)).doneWithResponse === n, { intervalMs: 2, timeoutMs: 300_000 });
-        return perSecond(n, started, performance.now());
-      });
+    async process(workload) {
+      return (await processWith(workload, "inline")).jobsPerSecond;
     },
+    processWith,
     async latency({ l, c }) {
       await clear();
       const arrivals = new Arrivals();
