@@ -27,6 +27,8 @@ export interface WorkerConfig {
   pollIntervalSeconds: number;
   /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
   shutdownGraceSeconds: number;
+  /** How long a claimed run is leased (IX_LEASE_SECONDS); the rescuer takes back runs whose lease ran out. */
+  leaseSeconds: number;
   callback: CallbackConfig;
 }
 
@@ -69,6 +71,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   sweepIntervalSeconds: 30,
   pollIntervalSeconds: 2,
   shutdownGraceSeconds: 30,
+  leaseSeconds: 30,
   callback: Object.freeze({
     secret: null,
     timeoutSeconds: 10,

@@ -66,6 +66,8 @@ export const WorkerEnv = z.object({
       return (protocol === "http:" || protocol === "https:") && hostname !== "";
     }, "must be an http:// or https:// URL of the proxy"),
   ),
+  /** How long a claimed run is leased; a run whose lease runs out unrenewed goes back to the rescuer. */
+  IX_LEASE_SECONDS: envDefault(envVar.seconds(3600), D.leaseSeconds),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -89,6 +91,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,
     pollIntervalSeconds: env.IX_WORKER_POLL_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
+    leaseSeconds: env.IX_LEASE_SECONDS,
     callback: {
       ...D.callback,
       secret: secret?.ok ? secret.key : null,

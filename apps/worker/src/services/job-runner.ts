@@ -30,7 +30,7 @@ export interface JobRunner {
 export interface JobRunnerOptions {
   db: Database;
   registry: PipelineRegistry;
-  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds">;
+  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds" | "leaseSeconds">;
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
@@ -172,6 +172,7 @@ export function createJobRunner({ db, registry, config, log, onCallbacksDue }: J
     try {
       const claimed = await jobs.claimPending(db, {
         limit: want,
+        leaseSeconds: config.leaseSeconds,
         onUnreadable: (row, outcome) =>
           log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
       });
