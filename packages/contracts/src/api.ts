@@ -12,7 +12,8 @@ const RUN_AT_MAX_MS = Date.parse("9999-12-31T23:59:59.999Z");
  */
 export const RunAt = z.iso.datetime({ offset: true }).refine((value) => {
   const ms = Date.parse(value);
-  return ms >= RUN_AT_MIN_MS && ms <= RUN_AT_MAX_MS;
+  // Not a date at all: the format check has said so already.
+  return Number.isNaN(ms) || (ms >= RUN_AT_MIN_MS && ms <= RUN_AT_MAX_MS);
 }, "must be an instant between 1970 and 9999");
 
 /**
