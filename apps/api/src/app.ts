@@ -20,6 +20,7 @@ import { createAuthenticator, type Caller } from "./auth";
 import type { ApiConfig } from "./config";
 import { problem, problemForError, RequestValidationError, sendProblem } from "./problems";
 import { healthRoutes } from "./routes/health";
+import { jobControlRoutes } from "./routes/job-control";
 import { jobRoutes } from "./routes/jobs";
 
 declare module "fastify" {
@@ -92,7 +93,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
         title: "ix",
         version: "0.1.0",
         description:
-          "Submit extraction jobs, read them back, list them. Errors are RFC 9457 application/problem+json; " +
+          "Submit extraction jobs, read them back, list them, cancel and retry them. Errors are RFC 9457 application/problem+json; " +
           "problem types are https://ix.dev/problems/<kind>.",
       },
       components: authenticated
@@ -124,6 +125,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
       request.caller = result.caller;
     });
     await scope.register(jobRoutes, { db, authenticated, submitQueueTimeoutMs: config.submitQueueTimeoutMs });
+    await scope.register(jobControlRoutes, { db, authenticated });
   });
 
   return app as unknown as ApiApp;

@@ -23,6 +23,7 @@ export const PROBLEMS = {
   forbidden: { status: 403, title: "Key may not act for this client" },
   "not-found": { status: 404, title: "Not found" },
   "request-conflict": { status: 409, title: "request_id already used for a different request" },
+  "job-state-conflict": { status: 409, title: "The job's status does not allow this" },
   "payload-too-large": { status: 413, title: "Request body too large" },
   "unsupported-media-type": { status: 415, title: "Request body must be application/json" },
   unavailable: { status: 503, title: "Database unavailable, retry later" },
