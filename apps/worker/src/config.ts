@@ -1,3 +1,4 @@
+import { lifecycle } from "@ix/store";
 import type { ResolveHost } from "./callback-sender";
 
 /**
@@ -71,7 +72,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   sweepIntervalSeconds: 30,
   pollIntervalSeconds: 2,
   shutdownGraceSeconds: 30,
-  leaseSeconds: 30,
+  leaseSeconds: lifecycle.DEFAULT_LEASE_SECONDS,
   callback: Object.freeze({
     secret: null,
     timeoutSeconds: 10,

@@ -215,6 +215,19 @@ describe("completion outcomes", () => {
     }
   });
 
+  test("a response the database refuses still ends the run cancelled when a cancel was requested", async ({ database: { db } }) => {
+    const bad = await claimed(db);
+    const good = await insertJob(db, { status: "running" });
+    await jobs.cancel(db, { jobId: bad.job_id, by: "client" });
+    const unstorable = { ...responseFor(bad), result: { text: "nul \u0000 inside" } };
+    const runs = await jobs.completeRuns(db, [
+      { jobId: bad.job_id, attempts: 0, response: unstorable },
+      { jobId: good.job_id, attempts: 0, response: responseFor(good) },
+    ]);
+    expect(runs).toEqual(expect.arrayContaining([{ jobId: bad.job_id, status: "cancelled" }, { jobId: good.job_id, status: "done" }]));
+    expect((await jobs.get(db, bad.job_id))?.response).toMatchObject({ error: "cancelled by its client while it was running", result: null });
+  });
+
   test("a cancelled outcome without a cancel request ends as the response says", async ({ database: { db } }) => {
     const job = await claimed(db);
     expect(await jobs.completeRuns(db, [{ jobId: job.job_id, attempts: 0, response: responseFor(job, "stopped"), outcome: { kind: "cancelled" } }])).toEqual([
