@@ -1,3 +1,4 @@
+import { lifecycle } from "@ix/store";
 import type { ResolveHost } from "./callback-sender";
 
 /**
@@ -27,6 +28,8 @@ export interface WorkerConfig {
   pollIntervalSeconds: number;
   /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
   shutdownGraceSeconds: number;
+  /** How long a claimed run is leased (IX_LEASE_SECONDS); the rescuer takes back runs whose lease ran out. */
+  leaseSeconds: number;
   callback: CallbackConfig;
   /**
    * Where pipelines run (IX_PIPELINE_ISOLATION). `thread`: built-in pipelines
@@ -85,6 +88,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   sweepIntervalSeconds: 30,
   pollIntervalSeconds: 2,
   shutdownGraceSeconds: 30,
+  leaseSeconds: lifecycle.DEFAULT_LEASE_SECONDS,
   callback: Object.freeze({
     secret: null,
     timeoutSeconds: 10,

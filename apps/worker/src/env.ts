@@ -72,6 +72,8 @@ export const WorkerEnv = z.object({
   IX_PIPELINE_KILL_GRACE_SECONDS: envDefault(envVar.seconds(), D.killGraceSeconds),
   /** Largest serialized result (bytes of JSON) a pipeline may return; a larger one ends the job `error`. */
   IX_MAX_RESULT_BYTES: envDefault(envVar.int(1024, 256 * 1_048_576), D.maxResultBytes),
+  /** How long a claimed run is leased; a run whose lease runs out unrenewed goes back to the rescuer. */
+  IX_LEASE_SECONDS: envDefault(envVar.seconds(3600), D.leaseSeconds),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -95,6 +97,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,
     pollIntervalSeconds: env.IX_WORKER_POLL_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
+    leaseSeconds: env.IX_LEASE_SECONDS,
     callback: {
       ...D.callback,
       secret: secret?.ok ? secret.key : null,

@@ -40,7 +40,7 @@ export interface Worker {
   /** One claim of up to the free slots; resolves when those jobs are finished and stored. Returns how many were claimed. */
   runOnce(): Promise<number>;
   /** One pass of the rescuer over orphaned running jobs. */
-  sweepOnce(options?: { now?: Date }): Promise<{ requeued: string[]; failed: string[] }>;
+  sweepOnce(options?: { now?: Date }): Promise<jobs.RescueResult>;
   /** Claims due callback deliveries, sends them, records the outcomes. Returns how many were attempted. */
   deliverDueOnce(options?: { now?: Date }): Promise<number>;
   /** Jobs claimed and not yet stored. */
@@ -79,7 +79,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     config,
     log,
     onRequeued: () => runner.wake(),
-    // Jobs ended `error` may have callbacks due.
+    // Jobs ended `error` or `cancelled` may have callbacks due.
     onFailed: () => dispatcher.wake(),
   });
 

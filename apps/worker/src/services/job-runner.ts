@@ -36,7 +36,7 @@ export interface JobRunnerOptions {
   registry: PipelineRegistry;
   /** Where thread-capable pipelines run; null runs every pipeline inline. */
   threads: PipelineThreads | null;
-  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds" | "killGraceSeconds" | "maxResultBytes">;
+  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds" | "killGraceSeconds" | "maxResultBytes" | "leaseSeconds">;
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
@@ -204,6 +204,7 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
     try {
       const claimed = await jobs.claimPending(db, {
         limit: want,
+        leaseSeconds: config.leaseSeconds,
         onUnreadable: (row, outcome) =>
           log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
       });

@@ -3,12 +3,8 @@ import type { Logger } from "pino";
 import type { WorkerConfig } from "../config";
 import { logDbError } from "../db-retry";
 
-export interface Rescue {
-  /** Back to `pending`, to be run again. */
-  requeued: string[];
-  /** Out of attempts: ended `error` with a response saying why. */
-  failed: string[];
-}
+/** What one pass did (`jobs.RescueResult`): requeued, failed (out of attempts), cancelled (a cancel was requested), or skipped (another rescuer was at it). */
+export type Rescue = jobs.RescueResult;
 
 export interface Rescuer {
   /** Rescues once now, then every interval; resolves after the first pass (a failed pass is logged, not thrown). */
@@ -24,7 +20,7 @@ export interface RescuerOptions {
   log: Logger;
   /** Jobs went back to `pending`. */
   onRequeued(): void;
-  /** Jobs ended `error`: those with a callback_url have deliveries due. */
+  /** Jobs ended `error` or `cancelled`: those with a callback_url have deliveries due. */
   onFailed(): void;
 }
 
@@ -43,9 +39,9 @@ export function createRescuer({ db, config, log, onRequeued, onFailed }: Rescuer
       maxAttempts: config.maxAttempts,
       ...(now ? { now } : {}),
     });
-    if (rescued.requeued.length > 0 || rescued.failed.length > 0) log.warn(rescued, "rescued orphaned jobs");
+    if (rescued.requeued.length > 0 || rescued.failed.length > 0 || rescued.cancelled.length > 0) log.warn(rescued, "rescued orphaned jobs");
     if (rescued.requeued.length > 0) onRequeued();
-    if (rescued.failed.length > 0) onFailed();
+    if (rescued.failed.length > 0 || rescued.cancelled.length > 0) onFailed();
     return rescued;
   }
 
