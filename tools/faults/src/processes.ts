@@ -27,6 +27,9 @@ export interface IxProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** The log line after which each process handles SIGTERM itself. */
+const STARTED = { worker: "worker starting", api: "ix api listening" } as const;
+
 /** Starts `ix-process.ts <mode>` with exactly `env` (and PATH). */
 export function spawnIx(mode: "worker" | "api", env: Record<string, string>): IxProcess {
   const child = spawn(process.execPath, ["--import", tsx, script, mode], {
@@ -86,6 +89,9 @@ export function spawnIx(mode: "worker" | "api", env: Record<string, string>): Ix
       return undefined;
     },
     async stop() {
+      // A process still loading its modules has no SIGTERM handler yet: a drain is owed only once it has started.
+      const started = waitFor(`the ${mode} process to start`, () => lines.some((line) => line.msg === STARTED[mode]), { timeoutMs: 30_000 });
+      await Promise.race([exited, started.catch(() => {})]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       return exited;
     },

@@ -73,7 +73,8 @@ describe("one client's bad job does not cost the other client's jobs", () => {
       const bobs = await Promise.all(
         [1, 2, 3].map((i) => submit(db, { clientId: "bob", requestId: `b-${i}`, useCase: "together", options: group, texts: [`bob's invoice ${i}`] })),
       );
-      const worker = spawnIx("worker", workerEnv(url));
+      // The barrier is memory the four runs share, so they run inline: threads are the isolation fault's subject.
+      const worker = spawnIx("worker", workerEnv(url, { IX_PIPELINE_ISOLATION: "inline" }));
       processes.push(worker);
       const all = [alice, ...bobs].map((j) => j.job_id);
       await waitFor("all four jobs to finish", async () => {
