@@ -8,6 +8,7 @@ import { type AnyPipeline, PipelineRegistry } from "./pipeline";
 import { PipelineThreads } from "./pipeline-threads";
 import { createCallbackDispatcher } from "./services/callback-dispatcher";
 import { createJobRunner } from "./services/job-runner";
+import { createLeaseKeeper } from "./services/lease-keeper";
 import { createRescuer } from "./services/rescuer";
 
 export interface WorkerOptions {
@@ -39,6 +40,8 @@ export interface Worker {
   stop(options?: { graceSeconds?: number; force?: AbortSignal }): Promise<{ abandonedJobs: number }>;
   /** One claim of up to the free slots; resolves when those jobs are finished and stored. Returns how many were claimed. */
   runOnce(): Promise<number>;
+  /** One renewal of the leases of this worker's runs (it also runs every third of IX_LEASE_SECONDS once started). */
+  renewLeasesOnce(options?: { now?: Date }): Promise<jobs.RenewLeasesResult>;
   /** One pass of the rescuer over orphaned running jobs. */
   sweepOnce(options?: { now?: Date }): Promise<jobs.RescueResult>;
   /** Claims due callback deliveries, sends them, records the outcomes. Returns how many were attempted. */
@@ -74,9 +77,18 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   });
   const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
   const runner = createJobRunner({ db, registry, threads, config, log, onCallbacksDue: () => dispatcher.wake() });
+  const leaseKeeper = createLeaseKeeper({
+    db,
+    config,
+    log,
+    held: () => runner.heldRuns(),
+    onLost: (ids) => runner.loseRuns(ids),
+    onCancelRequested: (ids) => runner.cancelRuns(ids),
+  });
   const rescuer = createRescuer({
     db,
     config,
+    policyMaxAttempts: (useCase) => registry.retryPolicy(useCase)?.maxAttempts,
     log,
     onRequeued: () => runner.wake(),
     // Jobs ended `error` or `cancelled` may have callbacks due.
@@ -124,6 +136,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       runner.wake();
       dispatcher.wake();
     }, config.pollIntervalSeconds * 1000);
+    leaseKeeper.start();
     runner.start();
     dispatcher.start();
   }
@@ -146,6 +159,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       );
       abandonedJobs = runner.abandon();
     }
+    // Renewed through the grace period; abandoned runs' leases now run out and the rescuer takes them.
+    leaseKeeper.stop();
     await dispatcher.close({ force: !finished });
     // Terminates runs past their timeout that are still within the kill grace, and idle threads.
     await threads?.close();
@@ -162,6 +177,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     start,
     stop,
     runOnce: runner.runOnce,
+    renewLeasesOnce: leaseKeeper.runOnce,
     sweepOnce: rescuer.runOnce,
     deliverDueOnce: dispatcher.deliverDueOnce,
     get inFlight() {

@@ -18,6 +18,8 @@ export interface RescuerOptions {
   db: Database;
   config: Pick<WorkerConfig, "pipelineTimeoutSeconds" | "maxAttempts" | "sweepIntervalSeconds">;
   log: Logger;
+  /** The retry policy's maxAttempts of a use case's pipeline, if it has one (before IX_MAX_ATTEMPTS). */
+  policyMaxAttempts?: (useCase: string) => number | undefined;
   /** Jobs went back to `pending`. */
   onRequeued(): void;
   /** Jobs ended `error` or `cancelled`: those with a callback_url have deliveries due. */
@@ -25,11 +27,13 @@ export interface RescuerOptions {
 }
 
 /**
- * Recovers jobs whose worker died: a `running` row older than the orphan
- * horizon goes back to `pending`, or ends `error` once out of attempts. Any
- * worker's rescuer may take any worker's orphans.
+ * Recovers jobs whose worker died or froze: a `running` row whose lease ran
+ * out (or older than the orphan horizon) goes back to `pending`, or ends
+ * `error` once out of attempts, `cancelled` if its cancel was requested. Any
+ * worker's rescuer may take any worker's orphans; one acts at a time (the
+ * store's advisory lock), the others skip that pass.
  */
-export function createRescuer({ db, config, log, onRequeued, onFailed }: RescuerOptions): Rescuer {
+export function createRescuer({ db, config, log, policyMaxAttempts, onRequeued, onFailed }: RescuerOptions): Rescuer {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -37,8 +41,14 @@ export function createRescuer({ db, config, log, onRequeued, onFailed }: Rescuer
     const rescued = await jobs.rescueOrphans(db, {
       horizonSeconds: lifecycle.orphanHorizonSeconds(config.pipelineTimeoutSeconds),
       maxAttempts: config.maxAttempts,
+      ...(policyMaxAttempts ? { policyMaxAttempts } : {}),
       ...(now ? { now } : {}),
     });
+    // Another worker's rescuer holds the rescue lock this pass: it does the work, this one waits for its next interval.
+    if (rescued.skipped) {
+      log.debug("rescue skipped: another worker's rescuer is at it");
+      return rescued;
+    }
     if (rescued.requeued.length > 0 || rescued.failed.length > 0 || rescued.cancelled.length > 0) log.warn(rescued, "rescued orphaned jobs");
     if (rescued.requeued.length > 0) onRequeued();
     if (rescued.failed.length > 0 || rescued.cancelled.length > 0) onFailed();
