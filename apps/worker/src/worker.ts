@@ -127,8 +127,14 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listenForPending({
       pool: db.$client,
-      channel: jobs.PENDING_CHANNEL,
-      onNotify: runner.wake,
+      channels: {
+        [jobs.PENDING_CHANNEL]: () => runner.wake(),
+        // The payload is a job id; one this worker does not hold is another worker's to stop.
+        [jobs.CANCEL_CHANNEL]: (jobId) => {
+          if (jobId) runner.cancelRuns([jobId]);
+        },
+      },
+      // Cancels sent while no one listened are found by the next lease renewal.
       onListening: runner.wake,
       log,
     });
