@@ -34,7 +34,7 @@ export interface Worker {
   /**
    * Stops claiming and waits up to the grace period for in-flight jobs and
    * deliveries. Jobs still running then are abandoned as they are: left
-   * `running`, so a rescuer re-runs them once they pass the orphan horizon.
+   * `running`; their leases are no longer renewed, so a rescuer re-runs them once the lease runs out.
    * Aborting `force` ends the grace period at once. Reports how many jobs were abandoned.
    */
   stop(options?: { graceSeconds?: number; force?: AbortSignal }): Promise<{ abandonedJobs: number }>;
