@@ -23,6 +23,7 @@ import { createAuthenticator, type Caller } from "./auth";
 import type { ApiConfig } from "./config";
 import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems";
 import { healthRoutes } from "./routes/health";
+import { jobControlRoutes } from "./routes/job-control";
 import { jobRoutes } from "./routes/jobs";
 
 declare module "fastify" {
@@ -168,7 +169,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
         title: "ix",
         version: "0.1.0",
         description:
-          "Submit extraction jobs, read them back, list them. Errors are RFC 9457 application/problem+json; " +
+          "Submit extraction jobs, read them back, list them, cancel and retry them. Errors are RFC 9457 application/problem+json; " +
           "problem types are https://ix.dev/problems/<kind>.",
       },
       components: authenticated
@@ -205,6 +206,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
       submitQueueTimeoutMs: config.submitQueueTimeoutMs,
       callbackPolicy: createCallbackTargetPolicy(config.callbackAllowedHosts),
     });
+    await scope.register(jobControlRoutes, { db, authenticated });
   });
 
   return app as unknown as ApiApp;

@@ -24,6 +24,7 @@ export const PROBLEMS = {
   "not-found": { status: 404, title: "Not found" },
   "request-conflict": { status: 409, title: "request_id already used for a different request" },
   "request-timeout": { status: 408, title: "Request not received in time" },
+  "job-state-conflict": { status: 409, title: "The job's status does not allow this" },
   "payload-too-large": { status: 413, title: "Request body too large" },
   "unsupported-media-type": { status: 415, title: "Request body must be application/json" },
   unavailable: { status: 503, title: "Database unavailable, retry later" },

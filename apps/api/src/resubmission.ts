@@ -1,4 +1,5 @@
 import type { RequestIX } from "@ix/contracts";
+import type { jobs } from "@ix/store";
 
 /**
  * JSON with object keys sorted, so two requests compare equal whatever order
@@ -24,4 +25,28 @@ function withoutIxId({ ix_id: _ignored, ...rest }: RequestIX): Omit<RequestIX, "
  */
 export function isSameRequest(stored: RequestIX, submitted: RequestIX): boolean {
   return canonicalJson(withoutIxId(stored)) === canonicalJson(withoutIxId(submitted));
+}
+
+/** The scheduling fields of a submission, as the client sent them (absent = not given). */
+export interface SubmittedScheduling {
+  priority?: number | undefined;
+  run_at?: string | undefined;
+  max_attempts?: number | undefined;
+}
+
+/**
+ * Whether a resubmission asks for the same scheduling as the job's first
+ * submission: the same priority (absent = 0), the same run_at instant (an
+ * offset or a Z naming the same instant is the same; absent only matches
+ * absent), the same max_attempts (absent only matches absent). Compared with
+ * what was submitted, not with the job's current run_at and max_attempts,
+ * which retries and manual retries move.
+ */
+export function isSameSchedule(stored: jobs.SubmittedSchedule, submitted: SubmittedScheduling): boolean {
+  const runAt = submitted.run_at === undefined ? null : Date.parse(submitted.run_at);
+  return (
+    stored.priority === (submitted.priority ?? 0) &&
+    (stored.runAt === null ? null : stored.runAt.getTime()) === runAt &&
+    stored.maxAttempts === (submitted.max_attempts ?? null)
+  );
 }

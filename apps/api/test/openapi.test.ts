@@ -1,5 +1,5 @@
 import { compileErrors, dereference, validate } from "@readme/openapi-parser";
-import { test } from "@ix/testing";
+import { insertJob, sampleRequest, test } from "@ix/testing";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import type { OpenAPIV3_1 } from "openapi-types";
@@ -24,7 +24,14 @@ describe("/openapi.json", () => {
         expect(document.openapi).toBe("3.1.0");
         const result = await validate(structuredClone(document));
         expect(result.valid, result.valid ? "" : compileErrors(result)).toBe(true);
-        expect(Object.keys(document.paths ?? {}).sort()).toEqual(["/healthz", "/jobs", "/jobs/{job_id}", "/readyz"]);
+        expect(Object.keys(document.paths ?? {}).sort()).toEqual([
+          "/healthz",
+          "/jobs",
+          "/jobs/{job_id}",
+          "/jobs/{job_id}/cancel",
+          "/jobs/{job_id}/retry",
+          "/readyz",
+        ]);
         expect(document.components?.schemas).toHaveProperty("Job");
         expect(document.components?.schemas).toHaveProperty("Problem");
         expect(Boolean(document.components?.securitySchemes?.bearer)).toBe(apiKeys.length > 0);
@@ -68,6 +75,12 @@ describe("/openapi.json", () => {
         target.inject({ method: "POST", url: "/jobs", headers, payload: payload as object });
       const get = (url: string, headers: Record<string, string> = a, target = app) =>
         target.inject({ method: "GET", url, headers });
+      const control = (url: string, headers: Record<string, string> = a, target = app) =>
+        target.inject({ method: "POST", url, headers });
+      // Client A's jobs in the states the job-control answers need.
+      const ofA = (status: "pending" | "running" | "error" | "done") =>
+        insertJob(db, { status, request: sampleRequest({ ix_client_id: "client-a", request_id: `control-${status}` }) });
+      const [pendingJob, runningJob, errorJob, doneJob] = [await ofA("pending"), await ofA("running"), await ofA("error"), await ofA("done")];
 
       const scenarios: Record<string, () => Promise<Injected>> = {
         "get /healthz 200": () => get("/healthz", {}),
@@ -93,6 +106,19 @@ describe("/openapi.json", () => {
         "get /jobs/{job_id} 401": () => get(`/jobs/${job.job_id}`, {}),
         "get /jobs/{job_id} 404": () => get(`/jobs/${other.job_id}`),
         "get /jobs/{job_id} 503": () => get(`/jobs/${job.job_id}`, a, down),
+        "post /jobs/{job_id}/cancel 200": () => control(`/jobs/${pendingJob.job_id}/cancel`),
+        "post /jobs/{job_id}/cancel 202": () => control(`/jobs/${runningJob.job_id}/cancel`),
+        "post /jobs/{job_id}/cancel 400": () => control("/jobs/nope/cancel"),
+        "post /jobs/{job_id}/cancel 401": () => control(`/jobs/${runningJob.job_id}/cancel`, {}),
+        "post /jobs/{job_id}/cancel 404": () => control(`/jobs/${other.job_id}/cancel`),
+        "post /jobs/{job_id}/cancel 409": () => control(`/jobs/${doneJob.job_id}/cancel`),
+        "post /jobs/{job_id}/cancel 503": () => control(`/jobs/${runningJob.job_id}/cancel`, a, down),
+        "post /jobs/{job_id}/retry 200": () => control(`/jobs/${errorJob.job_id}/retry`),
+        "post /jobs/{job_id}/retry 400": () => control("/jobs/nope/retry"),
+        "post /jobs/{job_id}/retry 401": () => control(`/jobs/${errorJob.job_id}/retry`, {}),
+        "post /jobs/{job_id}/retry 404": () => control(`/jobs/${other.job_id}/retry`),
+        "post /jobs/{job_id}/retry 409": () => control(`/jobs/${doneJob.job_id}/retry`),
+        "post /jobs/{job_id}/retry 503": () => control(`/jobs/${errorJob.job_id}/retry`, a, down),
       };
 
       const documented: Array<{ key: string; mediaType: string; schema: object }> = [];

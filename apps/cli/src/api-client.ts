@@ -13,7 +13,7 @@ export class ApiError extends Error {
   }
 }
 
-/** The few calls `ix submit` and `ix get` make, over the API's public REST interface. */
+/** The few calls `ix submit`, `ix get`, `ix cancel` and `ix retry` make, over the API's public REST interface. */
 export function apiClient(env: CliEnv) {
   const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
   if (env.IX_API_KEY) headers.authorization = `Bearer ${env.IX_API_KEY}`;
@@ -42,6 +42,9 @@ export function apiClient(env: CliEnv) {
   return {
     submit: (body: unknown) => call("POST", "/jobs", body),
     get: async (jobId: string) => (await call("GET", `/jobs/${encodeURIComponent(jobId)}`)).job,
+    /** 200: it was pending and is cancelled; 202: it is running and its worker will stop it. */
+    cancel: (jobId: string) => call("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`),
+    retry: async (jobId: string) => (await call("POST", `/jobs/${encodeURIComponent(jobId)}/retry`)).job,
   };
 }
 

@@ -8,12 +8,12 @@ import { z } from "zod";
 export const CliEnv = z.object({
   // The database for `ix migrate` and `ix prune`; `ix start` uses embedded PostgreSQL without it.
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
-  // Where `ix submit` and `ix get` find the API.
+  // Where `ix submit`, `ix get`, `ix cancel` and `ix retry` find the API.
   IX_API_URL: envDefault(
     z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), "must be an http(s) URL"),
     "http://127.0.0.1:8080",
   ),
-  // Bearer key `ix submit` and `ix get` present (one of IX_API_KEYS on the server).
+  // Bearer key those commands present (one of IX_API_KEYS on the server).
   IX_API_KEY: optionalEnv(z.string().min(1)),
   // Where `ix start` keeps its embedded PostgreSQL data (default: .ix/ in the repository).
   IX_DATA_DIR: optionalEnv(z.string().min(1)),

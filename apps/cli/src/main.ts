@@ -1,6 +1,7 @@
 import { ConfigError } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiError } from "./api-client";
+import { cancel, retry } from "./commands/control";
 import { get } from "./commands/get";
 import { migrate } from "./commands/migrate";
 import { prune } from "./commands/prune";
@@ -98,12 +99,30 @@ program
 
 program
   .command("get")
-  .description("print a job; with --wait, follow it until it is done or error")
+  .description("print a job; with --wait, follow it until it is done, error or cancelled")
   .argument("<job_id>", "the job's id")
-  .option("--wait", "follow the job to a terminal state (exit 1 if it ends error)", false)
+  .option("--wait", "follow the job to a terminal state (exit 1 if it ends error or cancelled)", false)
   .addOption(new Option("--timeout <duration>", "with --wait: give up after this long").default("10m"))
   .addOption(new Option("--interval <duration>", "with --wait: how often to ask, e.g. 500ms, 2s").default("500ms"))
   .action(async (jobId: string, options: { wait: boolean; timeout: string; interval: string }) => get(cliEnv(), jobId, options));
+
+program
+  .command("cancel")
+  .description("cancel a job: a pending one at once, a running one is stopped by its worker; prints the job")
+  .argument("<job_id>", "the job's id")
+  .addHelpText(
+    "after",
+    "\nExit 0 when the job was cancelled (it was pending) or the cancel was requested (it is running: follow it\n" +
+      "with ix get <job_id> --wait, which exits 1 once it is cancelled); exit 1 when it had already ended or is unknown.",
+  )
+  .action(async (jobId: string) => cancel(cliEnv(), jobId));
+
+program
+  .command("retry")
+  .description("retry a job that ended error or cancelled: pending again, same job_id, one more run; prints the job")
+  .argument("<job_id>", "the job's id")
+  .addHelpText("after", "\nExit 0 when the job is pending again; exit 1 for any other status (the API's 409) or an unknown job.")
+  .action(async (jobId: string) => retry(cliEnv(), jobId));
 
 try {
   await program.parseAsync(process.argv);

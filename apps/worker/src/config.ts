@@ -1,3 +1,4 @@
+import { lifecycle } from "@ix/store";
 import type { ResolveHost } from "./callback-sender";
 
 /**
@@ -19,7 +20,7 @@ export interface WorkerConfig {
   prefetch: number;
   /** Pipeline timeout; the sweep horizon is twice this (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS). */
   pipelineTimeoutSeconds: number;
-  /** Starts before an orphaned job ends `error` (IX_MAX_ATTEMPTS). */
+  /** Runs a job may have when neither the job nor its pipeline's retry policy says (IX_MAX_ATTEMPTS): bounds retries and rescues alike. */
   maxAttempts: number;
   /** Sweeper period (IX_SWEEP_INTERVAL_SECONDS). */
   sweepIntervalSeconds: number;
@@ -27,6 +28,8 @@ export interface WorkerConfig {
   pollIntervalSeconds: number;
   /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
   shutdownGraceSeconds: number;
+  /** How long a claimed run is leased (IX_LEASE_SECONDS); the rescuer takes back runs whose lease ran out. */
+  leaseSeconds: number;
   callback: CallbackConfig;
   /**
    * Where pipelines run (IX_PIPELINE_ISOLATION). `thread`: built-in pipelines
@@ -41,6 +44,11 @@ export interface WorkerConfig {
   killGraceSeconds: number;
   /** Largest serialized result a pipeline may return; larger ends the job `error` (IX_MAX_RESULT_BYTES). */
   maxResultBytes: number;
+  /** Backoff before a retryable failure's next run, unless the pipeline's policy says: full jitter in [0, min(max, base × 2^(n−1))] (IX_RETRY_BASE_SECONDS, IX_RETRY_MAX_SECONDS). */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  /** After a cancel (or a lost lease) aborts a run's signal, how long it may take to stop before its thread is terminated (IX_CANCEL_GRACE_SECONDS). */
+  cancelGraceSeconds: number;
 }
 
 export const PIPELINE_ISOLATIONS = ["thread", "inline"] as const;
@@ -85,6 +93,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   sweepIntervalSeconds: 30,
   pollIntervalSeconds: 2,
   shutdownGraceSeconds: 30,
+  leaseSeconds: lifecycle.DEFAULT_LEASE_SECONDS,
   callback: Object.freeze({
     secret: null,
     timeoutSeconds: 10,
@@ -101,6 +110,9 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   isolation: "thread",
   killGraceSeconds: 5,
   maxResultBytes: 1_048_576,
+  retryBaseSeconds: 5,
+  retryMaxSeconds: 300,
+  cancelGraceSeconds: 10,
 });
 
 export type WorkerConfigOverrides = Partial<Omit<WorkerConfig, "callback">> & { callback?: Partial<CallbackConfig> };

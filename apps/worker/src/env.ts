@@ -17,7 +17,7 @@ export const WorkerEnv = z.object({
   IX_WORKER_PREFETCH: envDefault(envVar.int(0, 10_000), D.prefetch),
   /** Pipeline timeout; the sweeper's horizon is twice this. */
   IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: envDefault(envVar.seconds(), D.pipelineTimeoutSeconds),
-  /** Starts before an orphaned job ends `error`. */
+  /** Runs a job may have unless it or its pipeline's retry policy says otherwise: bounds retries and rescues of orphaned runs. */
   IX_MAX_ATTEMPTS: envDefault(envVar.int(1, 1000), D.maxAttempts),
   /** How often the sweeper runs (also once at start-up). */
   IX_SWEEP_INTERVAL_SECONDS: envDefault(envVar.seconds(), D.sweepIntervalSeconds),
@@ -72,6 +72,14 @@ export const WorkerEnv = z.object({
   IX_PIPELINE_KILL_GRACE_SECONDS: envDefault(envVar.seconds(), D.killGraceSeconds),
   /** Largest serialized result (bytes of JSON) a pipeline may return; a larger one ends the job `error`. */
   IX_MAX_RESULT_BYTES: envDefault(envVar.int(1024, 256 * 1_048_576), D.maxResultBytes),
+  /** How long a claimed run is leased; a run whose lease runs out unrenewed goes back to the rescuer. */
+  IX_LEASE_SECONDS: envDefault(envVar.seconds(3600), D.leaseSeconds),
+  /** Backoff ceiling before the first retry of a retryable failure; doubles per run (full jitter), unless the pipeline's policy says. */
+  IX_RETRY_BASE_SECONDS: envDefault(envVar.seconds(), D.retryBaseSeconds),
+  /** Upper bound of any one retry delay, retryAfterSeconds included, unless the pipeline's policy says. */
+  IX_RETRY_MAX_SECONDS: envDefault(envVar.seconds(), D.retryMaxSeconds),
+  /** After a cancel aborts a running pipeline's signal, how long it may take to stop before its thread is terminated. */
+  IX_CANCEL_GRACE_SECONDS: envDefault(envVar.seconds(), D.cancelGraceSeconds),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -95,6 +103,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,
     pollIntervalSeconds: env.IX_WORKER_POLL_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
+    leaseSeconds: env.IX_LEASE_SECONDS,
     callback: {
       ...D.callback,
       secret: secret?.ok ? secret.key : null,
@@ -110,5 +119,8 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     isolation: env.IX_PIPELINE_ISOLATION,
     killGraceSeconds: env.IX_PIPELINE_KILL_GRACE_SECONDS,
     maxResultBytes: env.IX_MAX_RESULT_BYTES,
+    retryBaseSeconds: env.IX_RETRY_BASE_SECONDS,
+    retryMaxSeconds: env.IX_RETRY_MAX_SECONDS,
+    cancelGraceSeconds: env.IX_CANCEL_GRACE_SECONDS,
   };
 }

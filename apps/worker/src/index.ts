@@ -11,7 +11,16 @@ export {
 } from "./config";
 export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
 export { runWorkerMain, type WorkerMainOptions } from "./main";
-export { definePipeline, PipelineRegistry, type AnyPipeline, type Pipeline, type PipelineContext } from "./pipeline";
+export {
+  definePipeline,
+  isRetryableError,
+  PipelineRegistry,
+  RetryableError,
+  type AnyPipeline,
+  type Pipeline,
+  type PipelineContext,
+  type RetryPolicy,
+} from "./pipeline";
 export { runPipeline, startPipeline, type RunParams, type StartedRun } from "./pipeline-run";
 export { PipelineThreads } from "./pipeline-threads";
 export { loadPipelineModules, PipelineModuleError } from "./pipeline-modules";

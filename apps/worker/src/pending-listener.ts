@@ -7,8 +7,8 @@ export interface PendingListener {
 }
 
 /**
- * Holds one dedicated connection LISTENing on `channel`, so a NOTIFY wakes the
- * worker at once. LISTEN is per session, so the connection never goes back to
+ * Holds one dedicated connection LISTENing on every channel in `channels`
+ * (pending jobs, cancels), so a NOTIFY reaches the worker at once. LISTEN is per session, so the connection never goes back to
  * the pool: when it dies (killed backend, server restart) it is destroyed and
  * a new one is opened with the database backoff. `onListening` runs after
  * every (re)connect, since notifications sent while no one listened are lost
@@ -16,17 +16,17 @@ export interface PendingListener {
  */
 export function listenForPending({
   pool,
-  channel,
-  onNotify,
+  channels,
   onListening,
   log,
 }: {
   pool: Database["$client"];
-  channel: string;
-  onNotify: () => void;
+  /** Channel → what a notification on it does, given its payload. */
+  channels: Record<string, (payload: string | undefined) => void>;
   onListening: () => void;
   log: Logger;
 }): PendingListener {
+  const onNotify = (message: { channel: string; payload?: string | undefined }) => channels[message.channel]?.(message.payload);
   const closing = new AbortController();
   let current: { release(error?: Error): void } | null = null;
 
@@ -47,9 +47,9 @@ export function listenForPending({
     try {
       if (closing.signal.aborted) return;
       client.on("notification", onNotify);
-      // `channel` is our own constant identifier, never input.
-      await client.query(`listen ${channel}`);
-      log.debug({ channel }, "listening for pending jobs");
+      // The channels are our own constant identifiers, never input.
+      for (const channel of Object.keys(channels)) await client.query(`listen ${channel}`);
+      log.debug({ channels: Object.keys(channels) }, "listening for pending jobs and cancels");
       onListening();
       const error = await Promise.race([lost, new Promise<null>((resolve) => closing.signal.addEventListener("abort", () => resolve(null)))]);
       if (error !== null) throw error;

@@ -38,6 +38,14 @@ export interface RunParams {
   log: Logger;
   /** Aborts the run from outside (hard shutdown): the run is killed at once where it can be. */
   signal?: AbortSignal;
+  /**
+   * Stops the run (its cancel was requested, or its lease was lost): its
+   * signal aborts, and a run still going after `cancelGraceMs` is killed
+   * (IX_CANCEL_GRACE_SECONDS); the response is given when the run ends or at
+   * the grace, whichever is first.
+   */
+  cancel?: AbortSignal;
+  cancelGraceMs?: number;
   /** Where thread-capable pipelines run (IX_PIPELINE_ISOLATION=thread); everything runs inline without it. */
   threads?: PipelineThreads | null;
   /** After the timeout, how long a run may take to honour its signal before it is killed (IX_PIPELINE_KILL_GRACE_SECONDS). */
@@ -53,12 +61,22 @@ export interface RunParams {
  */
 export const THREAD_START_ALLOWANCE_MS = 30_000;
 
+/** A run's response and whether its failure (if any) is worth another run. */
+export interface RunVerdict {
+  response: ResponseIX;
+  /** The pipeline threw a RetryableError, or the run timed out. */
+  retryable: boolean;
+  retryAfterSeconds?: number;
+}
+
 export interface StartedRun {
   /**
    * The job's response: the run's outcome, or an error at the timeout or a
    * hard stop, whichever comes first. Never rejects.
    */
   response: Promise<ResponseIX>;
+  /** The same response, with whether its failure is retryable. */
+  verdict: Promise<RunVerdict>;
   /**
    * Resolves when the run has really stopped (returned, threw, or its thread
    * was terminated), which may be after `response`: the job runner holds the
@@ -88,6 +106,8 @@ export function startPipeline({
   timeoutMs,
   log,
   signal,
+  cancel,
+  cancelGraceMs = DEFAULT_WORKER_CONFIG.cancelGraceSeconds * 1000,
   threads = null,
   killGraceMs = DEFAULT_WORKER_CONFIG.killGraceSeconds * 1000,
   maxResultBytes = DEFAULT_WORKER_CONFIG.maxResultBytes,
@@ -109,7 +129,8 @@ export function startPipeline({
 
   if (!pipeline) {
     const known = registry.names.length ? registry.names.join(", ") : "none";
-    return { response: Promise.resolve(respond(`no pipeline is registered for use_case "${useCase}" (registered: ${known})`, null)), stopped: Promise.resolve() };
+    const response = respond(`no pipeline is registered for use_case "${useCase}" (registered: ${known})`, null);
+    return { response: Promise.resolve(response), verdict: Promise.resolve({ response, retryable: false }), stopped: Promise.resolve() };
   }
   const attempt =
     threads !== null && registry.threadSource(pipeline.name) !== undefined
@@ -119,20 +140,22 @@ export function startPipeline({
   let timer: NodeJS.Timeout | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
   let onStop: (() => void) | undefined;
+  let onCancel: (() => void) | undefined;
   let finished = false;
   void attempt.stopped.then(() => {
     finished = true;
     clearTimeout(graceTimer);
   });
 
-  const response = new Promise<ResponseIX>((resolve) => {
+  const verdict = new Promise<RunVerdict>((resolve) => {
     let answered = false;
-    const answer = (value: ResponseIX) => {
+    const answer = (value: ResponseIX, retry: { retryable: boolean; retryAfterSeconds?: number } = { retryable: false }) => {
       if (answered) return;
       answered = true;
       clearTimeout(timer);
       if (onStop) signal?.removeEventListener("abort", onStop);
-      resolve(value);
+      if (onCancel) cancel?.removeEventListener("abort", onCancel);
+      resolve({ response: value, ...retry });
     };
 
     void attempt.outcome.then((outcome) => {
@@ -142,13 +165,18 @@ export function startPipeline({
         else log.debug({ error: outcome.error }, "pipeline ended after its timeout");
         return;
       }
-      answer(outcome.ok ? respond(null, JSON.parse(outcome.json) as Record<string, unknown>) : respond(outcome.error, null));
+      if (outcome.ok) answer(respond(null, JSON.parse(outcome.json) as Record<string, unknown>));
+      else {
+        const retry = outcome.retryable === true ? { retryable: true, ...(outcome.retryAfterSeconds !== undefined ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}) } : { retryable: false };
+        answer(respond(outcome.error, null), retry);
+      }
     });
 
     const onTimeout = () => {
       if (answered) return;
       attempt.abort(new Error(`pipeline timed out after ${timeoutMs / 1000} s`));
-      answer(respond(`pipeline "${pipeline.name}" timed out after ${timeoutMs / 1000} s (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS)`, null));
+      // A timeout is worth another run: the provider may answer faster next time.
+      answer(respond(`pipeline "${pipeline.name}" timed out after ${timeoutMs / 1000} s (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS)`, null), { retryable: true });
       graceTimer = setTimeout(() => {
         if (finished) return;
         if (attempt.kill()) {
@@ -181,6 +209,24 @@ export function startPipeline({
     };
     if (signal?.aborted) onStop();
     else signal?.addEventListener("abort", onStop, { once: true });
+
+    // A cancel (or a lost lease): abort now, give the run the cancel grace to honour it, then kill it.
+    onCancel = () => {
+      if (answered) return;
+      const reason = cancel?.reason instanceof Error ? cancel.reason : new Error("run cancelled");
+      attempt.abort(reason);
+      clearTimeout(timer);
+      const cancelTimer = setTimeout(() => {
+        if (finished) return;
+        const killed = attempt.kill();
+        if (killed) log.warn({ cancelGraceSeconds: cancelGraceMs / 1000 }, "pipeline ignored its cancel past the cancel grace; its thread is terminated");
+        else log.warn({ cancelGraceSeconds: cancelGraceMs / 1000 }, "pipeline ignored its cancel past the cancel grace; an inline run cannot be stopped, so its slot stays taken until it returns");
+        answer(respond(`pipeline "${pipeline.name}" was stopped: ${reason.message}`, null));
+      }, cancelGraceMs);
+      void attempt.stopped.then(() => clearTimeout(cancelTimer));
+    };
+    if (cancel?.aborted) onCancel();
+    else cancel?.addEventListener("abort", onCancel, { once: true });
   });
-  return { response, stopped: attempt.stopped };
+  return { response: verdict.then((v) => v.response), verdict, stopped: attempt.stopped };
 }

@@ -18,7 +18,39 @@ export interface PipelineContext {
 export interface Pipeline<Options = Record<string, unknown>> {
   name: string;
   input?: z.ZodType<Options>;
+  /** How this pipeline's retryable failures are retried; unset fields fall back to IX_MAX_ATTEMPTS, IX_RETRY_BASE_SECONDS, IX_RETRY_MAX_SECONDS. */
+  retry?: RetryPolicy;
   run(request: Omit<RequestIX, "options"> & { options: Options }, context: PipelineContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+/** A pipeline's retry policy: runs a job may have, and the full-jitter backoff between them. */
+export interface RetryPolicy {
+  maxAttempts?: number;
+  baseSeconds?: number;
+  maxSeconds?: number;
+}
+
+/** Marks a RetryableError across module copies (a pipeline module may import its own copy of @ix/worker) and thread boundaries. */
+const RETRYABLE = Symbol.for("ix.RetryableError");
+
+/**
+ * Thrown by a pipeline for a failure worth another run (a provider's 429 or
+ * 503): with runs left, the job goes back to pending after a backoff, or after
+ * `retryAfterSeconds` when that is longer. Any other throw ends the job `error`.
+ */
+export class RetryableError extends Error {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(message: string, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RetryableError";
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    Object.defineProperty(this, RETRYABLE, { value: true });
+  }
+}
+
+/** Whether `error` is a RetryableError, from whichever copy of this module made it. */
+export function isRetryableError(error: unknown): error is RetryableError {
+  return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[RETRYABLE] === true;
 }
 
 /** Identity, for type inference of `options` from `input`. */
@@ -35,6 +67,14 @@ const PipelineShape = z.object({
   run: z.custom<AnyPipeline["run"]>((value) => typeof value === "function", "must be a function"),
   input: z
     .custom<z.ZodType>((value) => typeof value === "object" && value !== null && "safeParse" in value, "must be a zod schema")
+    .optional(),
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(1000).optional(),
+      baseSeconds: z.number().positive().max(86_400).optional(),
+      maxSeconds: z.number().positive().max(86_400).optional(),
+    })
+    .refine((p) => p.baseSeconds === undefined || p.maxSeconds === undefined || p.baseSeconds <= p.maxSeconds, "baseSeconds must not exceed maxSeconds")
     .optional(),
 });
 
@@ -84,6 +124,11 @@ export class PipelineRegistry {
     return [...this.#byName.keys()].sort();
   }
 
+  /** The pipeline's retry policy, if it has one. */
+  retryPolicy(name: string): RetryPolicy | undefined {
+    return this.#byName.get(name)?.retry;
+  }
+
   /** BUILTIN_SOURCE or a module URL when the pipeline can run in a thread; undefined when it must run inline. */
   threadSource(name: string): string | undefined {
     const pipeline = this.#byName.get(name);
@@ -117,7 +162,9 @@ export function messageOf(error: unknown): string {
  * threads cheaply, and its length is what IX_MAX_RESULT_BYTES bounds), or the
  * error message for the response.
  */
-export type Execution = { ok: true; json: string } | { ok: false; error: string };
+export type Execution =
+  | { ok: true; json: string }
+  | { ok: false; error: string; retryable?: boolean; retryAfterSeconds?: number };
 
 export interface ExecuteOptions {
   signal: AbortSignal;
@@ -144,7 +191,11 @@ export async function executePipeline(pipeline: AnyPipeline, request: RequestIX,
     value = await pipeline.run({ ...request, options }, { signal, log });
   } catch (error) {
     log.debug({ err: error }, "pipeline threw");
-    return { ok: false, error: `pipeline "${pipeline.name}" failed: ${messageOf(error)}` };
+    const failed = { ok: false as const, error: `pipeline "${pipeline.name}" failed: ${messageOf(error)}` };
+    if (!isRetryableError(error)) return failed;
+    // Plain data: crosses the thread boundary where the class instance would not.
+    const after = error.retryAfterSeconds;
+    return { ...failed, retryable: true, ...(typeof after === "number" && Number.isFinite(after) && after > 0 ? { retryAfterSeconds: after } : {}) };
   }
   return serializeResult(value, pipeline.name, maxResultBytes);
 }

@@ -8,6 +8,7 @@ import { type AnyPipeline, PipelineRegistry } from "./pipeline";
 import { PipelineThreads } from "./pipeline-threads";
 import { createCallbackDispatcher } from "./services/callback-dispatcher";
 import { createJobRunner } from "./services/job-runner";
+import { createLeaseKeeper } from "./services/lease-keeper";
 import { createRescuer } from "./services/rescuer";
 
 export interface WorkerOptions {
@@ -33,14 +34,16 @@ export interface Worker {
   /**
    * Stops claiming and waits up to the grace period for in-flight jobs and
    * deliveries. Jobs still running then are abandoned as they are: left
-   * `running`, so a rescuer re-runs them once they pass the orphan horizon.
+   * `running`; their leases are no longer renewed, so a rescuer re-runs them once the lease runs out.
    * Aborting `force` ends the grace period at once. Reports how many jobs were abandoned.
    */
   stop(options?: { graceSeconds?: number; force?: AbortSignal }): Promise<{ abandonedJobs: number }>;
   /** One claim of up to the free slots; resolves when those jobs are finished and stored. Returns how many were claimed. */
   runOnce(): Promise<number>;
+  /** One renewal of the leases of this worker's runs (it also runs every third of IX_LEASE_SECONDS once started). */
+  renewLeasesOnce(options?: { now?: Date }): Promise<jobs.RenewLeasesResult>;
   /** One pass of the rescuer over orphaned running jobs. */
-  sweepOnce(options?: { now?: Date }): Promise<{ requeued: string[]; failed: string[] }>;
+  sweepOnce(options?: { now?: Date }): Promise<jobs.RescueResult>;
   /** Claims due callback deliveries, sends them, records the outcomes. Returns how many were attempted. */
   deliverDueOnce(options?: { now?: Date }): Promise<number>;
   /** Jobs claimed and not yet stored. */
@@ -74,12 +77,21 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   });
   const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
   const runner = createJobRunner({ db, registry, threads, config, log, onCallbacksDue: () => dispatcher.wake() });
-  const rescuer = createRescuer({
+  const leaseKeeper = createLeaseKeeper({
     db,
     config,
     log,
+    held: () => runner.heldRuns(),
+    onLost: (ids) => runner.loseRuns(ids),
+    onCancelRequested: (ids) => runner.cancelRuns(ids),
+  });
+  const rescuer = createRescuer({
+    db,
+    config,
+    policyMaxAttempts: (useCase) => registry.retryPolicy(useCase)?.maxAttempts,
+    log,
     onRequeued: () => runner.wake(),
-    // Jobs ended `error` may have callbacks due.
+    // Jobs ended `error` or `cancelled` may have callbacks due.
     onFailed: () => dispatcher.wake(),
   });
 
@@ -115,8 +127,14 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listenForPending({
       pool: db.$client,
-      channel: jobs.PENDING_CHANNEL,
-      onNotify: runner.wake,
+      channels: {
+        [jobs.PENDING_CHANNEL]: () => runner.wake(),
+        // The payload is a job id; one this worker does not hold is another worker's to stop.
+        [jobs.CANCEL_CHANNEL]: (jobId) => {
+          if (jobId) runner.cancelRuns([jobId]);
+        },
+      },
+      // Cancels sent while no one listened are found by the next lease renewal.
       onListening: runner.wake,
       log,
     });
@@ -124,6 +142,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       runner.wake();
       dispatcher.wake();
     }, config.pollIntervalSeconds * 1000);
+    leaseKeeper.start();
     runner.start();
     dispatcher.start();
   }
@@ -146,6 +165,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       );
       abandonedJobs = runner.abandon();
     }
+    // Renewed through the grace period; abandoned runs' leases now run out and the rescuer takes them.
+    leaseKeeper.stop();
     await dispatcher.close({ force: !finished });
     // Terminates runs past their timeout that are still within the kill grace, and idle threads.
     await threads?.close();
@@ -162,6 +183,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     start,
     stop,
     runOnce: runner.runOnce,
+    renewLeasesOnce: leaseKeeper.runOnce,
     sweepOnce: rescuer.runOnce,
     deliverDueOnce: dispatcher.deliverDueOnce,
     get inFlight() {

@@ -53,6 +53,7 @@ describe("parseWorkerEnv", () => {
       IX_CALLBACK_BREAKER_FAILURES: "7",
       IX_CALLBACK_BREAKER_COOLDOWN_SECONDS: "90",
       IX_CALLBACK_PROXY_URL: "http://user:pw@egress.internal:4750",
+      IX_LEASE_SECONDS: "12",
     });
     expect(env.IX_PIPELINE_MODULES).toEqual(["./a.js", "@acme/pipelines"]);
     const config = workerConfigFromEnv(env);
@@ -64,6 +65,7 @@ describe("parseWorkerEnv", () => {
       sweepIntervalSeconds: 7,
       pollIntervalSeconds: 0.5,
       shutdownGraceSeconds: 20,
+      leaseSeconds: 12,
     });
     expect(config.callback).toMatchObject({
       timeoutSeconds: 3,

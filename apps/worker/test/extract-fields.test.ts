@@ -25,6 +25,11 @@ function job(texts: string[], options: Record<string, unknown>): Job {
     created_at: now,
     started_at: now,
     finished_at: null,
+    priority: 0,
+    run_at: now,
+    max_attempts: null,
+    errors: [],
+    cancel_requested_at: null,
   };
 }
 

@@ -34,7 +34,8 @@ async function threadWorker(db: Database, overrides: WorkerConfigOverrides, extr
   const worker = createWorker({
     db,
     pipelines: [...builtinPipelines(), ...(await loadPipelineModules([probes])), ...extra],
-    config: testConfig({ isolation: "thread", ...overrides }),
+    // One run per job: these tests are about how a run ends (a timeout is retryable, test/job-control.test.ts).
+    config: testConfig({ isolation: "thread", maxAttempts: 1, ...overrides }),
     logger,
   });
   await worker.start();

@@ -101,7 +101,8 @@ describe("one job, step by step", () => {
         },
       }),
     ];
-    const worker = createWorker({ db, pipelines, config: testConfig({ concurrency: 8, pipelineTimeoutSeconds: 0.3 }) });
+    // One run each: a timeout is retryable, and this test is about the error a last run ends with.
+    const worker = createWorker({ db, pipelines, config: testConfig({ concurrency: 8, pipelineTimeoutSeconds: 0.3, maxAttempts: 1 }) });
     const unknown = await submit(db, { use_case: "no_such_pipeline" });
     const invalid = await submit(db, { options: { fields: { total: 7 } } });
     const throws = await submit(db, { use_case: "explodes" });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Job, RequestIX, ResponseIX, SubmitJobBody, fieldErrors } from "../src";
+import { Job, JOB_STATUSES, MAX_JOB_ERRORS, RequestIX, ResponseIX, SubmitJobBody, TERMINAL_JOB_STATUSES, fieldErrors, isTerminal } from "../src";
 import { requestIX, responseIX } from "./arbitraries";
 
 const valid = {
@@ -67,6 +67,37 @@ describe("SubmitJobBody", () => {
     const long = `https://example.com/${"a".repeat(2048)}`;
     expect(pathsOf(SubmitJobBody.safeParse({ ...valid, callback_url: long }))).toContain("callback_url");
   });
+
+  it("accepts the scheduling fields within their bounds; run_at with Z or an offset", () => {
+    const body = { ...valid, priority: -100, run_at: "2030-01-01T08:00:00+01:00", max_attempts: 25 };
+    expect(SubmitJobBody.parse(body)).toMatchObject({ priority: -100, run_at: "2030-01-01T08:00:00+01:00", max_attempts: 25 });
+    expect(SubmitJobBody.parse({ ...valid, priority: 100, run_at: "2030-01-01T07:00:00.123456Z", max_attempts: 1 })).toBeTruthy();
+  });
+
+  it.each([
+    ["priority", { priority: 101 }],
+    ["priority", { priority: -101 }],
+    ["priority", { priority: 1.5 }],
+    ["priority", { priority: "1" }],
+    ["max_attempts", { max_attempts: 0 }],
+    ["max_attempts", { max_attempts: 26 }],
+    ["max_attempts", { max_attempts: 2.5 }],
+    ["run_at", { run_at: "tomorrow" }],
+    ["run_at", { run_at: "2030-02-30T00:00:00Z" }],
+    ["run_at", { run_at: "2030-01-01T00:00:00" }],
+    ["run_at", { run_at: "1969-12-31T23:59:59Z" }],
+    ["run_at", { run_at: 1_900_000_000 }],
+  ])("rejects a bad %s and names it", (path, patch) => {
+    expect(pathsOf(SubmitJobBody.safeParse({ ...valid, ...patch }))).toContain(path);
+  });
+});
+
+describe("statuses", () => {
+  it("cancelled is a status, and terminal like done and error", () => {
+    expect(JOB_STATUSES).toContain("cancelled");
+    expect(TERMINAL_JOB_STATUSES).toEqual(["done", "error", "cancelled"]);
+    expect(JOB_STATUSES.filter(isTerminal)).toEqual(["done", "error", "cancelled"]);
+  });
 });
 
 describe("Job", () => {
@@ -84,10 +115,23 @@ describe("Job", () => {
     created_at: "2026-11-28T06:00:00.000Z",
     started_at: null,
     finished_at: null,
+    priority: 0,
+    run_at: "2026-11-28T06:00:00.000Z",
+    max_attempts: null,
+    errors: [],
+    cancel_requested_at: null,
   };
 
   it("accepts a pending job", () => {
     expect(Job.parse(job)).toEqual(job);
+  });
+
+  it("accepts failed runs in errors, at most MAX_JOB_ERRORS of them", () => {
+    const entry = (attempt: number) => ({ attempt, at: "2026-11-28T06:00:01.000Z", error: "HTTP 503" });
+    const errors = Array.from({ length: MAX_JOB_ERRORS }, (_, i) => entry(i + 1));
+    expect(Job.parse({ ...job, errors, attempts: 20, max_attempts: 21 }).errors).toEqual(errors);
+    expect(pathsOf(Job.safeParse({ ...job, errors: [...errors, entry(21)] }))).toContain("errors");
+    expect(pathsOf(Job.safeParse({ ...job, errors: [{ ...entry(1), attempt: 0 }] }))).toContain("errors.0.attempt");
   });
 
   it.each([
@@ -96,6 +140,10 @@ describe("Job", () => {
     ["created_at", { created_at: "yesterday" }],
     ["callback_status", { callback_status: "pending" }],
     ["job_id", { job_id: "42" }],
+    ["priority", { priority: 101 }],
+    ["max_attempts", { max_attempts: 0 }],
+    ["run_at", { run_at: null }],
+    ["cancel_requested_at", { cancel_requested_at: "now" }],
   ])("rejects a bad %s", (path, patch) => {
     expect(pathsOf(Job.safeParse({ ...job, ...patch }))).toContain(path);
   });

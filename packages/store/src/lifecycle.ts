@@ -1,4 +1,4 @@
-import type { Job, ResponseIX } from "@ix/contracts";
+import { type Job, type JobError, MAX_JOB_ERRORS, type ResponseIX } from "@ix/contracts";
 
 /**
  * The job lifecycle's decisions, each written once and free of I/O: the repo's
@@ -42,6 +42,8 @@ export function backoffSeconds(
   return ceiling * random();
 }
 
+type ResponseIdentity = Pick<Job, "client_id" | "request_id" | "ix_id"> & { request: Pick<Job["request"], "use_case"> };
+
 /** What a run produced, as the worker measured it. */
 export interface RunRecord {
   pipeline: string;
@@ -76,36 +78,211 @@ export function buildResponse(
   };
 }
 
-export type OrphanDecision = { kind: "requeue" } | { kind: "fail"; response: ResponseIX };
+export type OrphanDecision = { kind: "requeue" } | { kind: "fail"; response: ResponseIX } | { kind: "cancel"; response: ResponseIX };
+
+/** Why a running row counts as orphaned: its lease ran out, or it started longer ago than the horizon. */
+export type OrphanCause = "lease" | "horizon";
+
+function orphanCircumstance(cause: OrphanCause, horizonSeconds: number): string {
+  return cause === "lease" ? "crash, kill or freeze: its lease ran out" : `crash, kill or timeout past ${horizonSeconds} s`;
+}
 
 /**
- * What happens to an orphaned run (its row is `running` past the horizon): the
- * run counts as an attempt, and once `attempts + 1` reaches `maxAttempts` the
+ * What happens to an orphaned run (its lease ran out, or it is `running` past
+ * the horizon): the run counts as an attempt. A job whose cancel was requested
+ * ends `cancelled`, since nobody will stop it now. Otherwise, once
+ * `attempts + 1` reaches `maxAttempts` (the job's own, else the policy's) the
  * job ends `error` with a response saying why; before that it goes back to pending.
  */
 export function decideOrphan(
   job: Pick<Job, "client_id" | "request_id" | "ix_id" | "attempts"> & {
     request: Pick<Job["request"], "use_case">;
     startedAt: Date;
+    /** Set when a cancel of the running job was requested. */
+    cancelRequestedBy?: CancelRequester | null;
   },
-  { maxAttempts, horizonSeconds, now }: { maxAttempts: number; horizonSeconds: number; now: Date },
+  {
+    maxAttempts,
+    horizonSeconds,
+    now,
+    cause = "horizon",
+  }: { maxAttempts: number; horizonSeconds: number; now: Date; cause?: OrphanCause },
 ): OrphanDecision {
   const attempt = job.attempts + 1;
+  const run = {
+    pipeline: job.request.use_case,
+    result: null,
+    startedAt: job.startedAt,
+    finishedAt: now,
+    durationMs: Math.floor(now.getTime() - job.startedAt.getTime()),
+    attempt,
+  };
+  if (job.cancelRequestedBy) {
+    return { kind: "cancel", response: buildResponse(job, { ...run, error: cancelReason(job.cancelRequestedBy, "running") }) };
+  }
   if (attempt < maxAttempts) return { kind: "requeue" };
   return {
     kind: "fail",
     response: buildResponse(job, {
-      pipeline: job.request.use_case,
+      ...run,
       error:
         `job orphaned ${attempt} times: its worker stopped before finishing ` +
-        `(crash, kill or timeout past ${horizonSeconds} s); giving up after ${maxAttempts} attempts`,
-      result: null,
-      startedAt: job.startedAt,
-      finishedAt: now,
-      durationMs: Math.floor(now.getTime() - job.startedAt.getTime()),
-      attempt,
+        `(${orphanCircumstance(cause, horizonSeconds)}); giving up after ${maxAttempts} attempts`,
     }),
   };
+}
+
+/** The `errors` entry of an orphaned run (requeued or given up). */
+export function orphanedRunError(cause: OrphanCause, horizonSeconds: number): string {
+  return `orphaned: its worker stopped before finishing (${orphanCircumstance(cause, horizonSeconds)})`;
+}
+
+// ---- job control: retries, cancel, manual retry, leases ----
+
+/** Who asked for a cancel: the job's client (through the API with its key) or an operator. */
+export const CANCEL_REQUESTERS = Object.freeze(["client", "operator"] as const);
+export type CancelRequester = (typeof CANCEL_REQUESTERS)[number];
+
+/**
+ * What `response.error` of a cancelled job says: who cancelled it, and whether
+ * it was waiting (`pending`: it never ran again) or `running` (its run was stopped).
+ */
+export function cancelReason(by: CancelRequester, was: "pending" | "running"): string {
+  const who = by === "client" ? "its client" : "an operator";
+  return was === "pending" ? `cancelled by ${who} before it ran` : `cancelled by ${who} while it was running`;
+}
+
+/** The response of a job cancelled while pending: nothing ran, so the run is empty and took no time. */
+export function cancelledResponse(
+  job: ResponseIdentity & Pick<Job, "attempts">,
+  { by, now }: { by: CancelRequester; now: Date },
+): ResponseIX {
+  return buildResponse(job, {
+    pipeline: job.request.use_case,
+    error: cancelReason(by, "pending"),
+    result: null,
+    startedAt: now,
+    finishedAt: now,
+    durationMs: 0,
+    attempt: job.attempts + 1,
+  });
+}
+
+/**
+ * The response of a run stopped by a cancel: the run's own metadata, its
+ * result dropped and its error replaced by who cancelled it. The completion
+ * statement assembles the same in SQL (`jobs/complete.ts`) from `cancelReason`.
+ */
+export function cancelledRunResponse(response: ResponseIX, by: CancelRequester): ResponseIX {
+  return { ...response, error: cancelReason(by, "running"), result: null };
+}
+
+/** How long a claim leases a run when the caller does not say (IX_LEASE_SECONDS's default). */
+export const DEFAULT_LEASE_SECONDS = 30;
+
+/**
+ * The lease rule: a claim, and each renewal, leases a run until
+ * `now + leaseSeconds`. Once that passes without a renewal the rescuer takes
+ * the run back, so a dead or frozen worker's jobs wait about one lease.
+ */
+export function leaseExpiresAt(now: Date, leaseSeconds: number): Date {
+  return new Date(now.getTime() + leaseSeconds * 1000);
+}
+
+/**
+ * A worker renews its leases every third of the lease: two renewals in a
+ * row may fail (a slow database, a lost connection) before a live run is
+ * taken back.
+ */
+export function leaseRenewalIntervalSeconds(leaseSeconds: number): number {
+  return leaseSeconds / 3;
+}
+
+/** Throws a RangeError unless `leaseSeconds` is a usable lease (positive, at most a day). */
+export function assertLeaseSeconds(leaseSeconds: number): void {
+  if (!Number.isFinite(leaseSeconds) || leaseSeconds <= 0 || leaseSeconds > 86_400) {
+    throw new RangeError(`leaseSeconds must be a number of seconds in (0, 86400], got ${leaseSeconds}`);
+  }
+}
+
+/**
+ * The runs a job may have: its own `max_attempts` when it has one, else its
+ * pipeline's retry policy, else the worker's IX_MAX_ATTEMPTS.
+ */
+export function effectiveMaxAttempts(jobMaxAttempts: number | null, policyMaxAttempts: number | undefined, fallback: number): number {
+  return jobMaxAttempts ?? policyMaxAttempts ?? fallback;
+}
+
+/** Backoff between runs of a failing job: full jitter in [0, min(max, base × 2^(attempt−1))]. */
+export interface RetryBackoff {
+  baseSeconds: number;
+  maxSeconds: number;
+}
+
+/**
+ * How a run ends, as the worker decides it and `jobs.completeRuns` applies it:
+ * `retry` returns the job to `pending`, due after `delaySeconds`.
+ */
+export type RunOutcome = { kind: "done" } | { kind: "error" } | { kind: "retry"; delaySeconds: number } | { kind: "cancelled" };
+
+/**
+ * The run-outcome rule. A run whose cancel was requested ends `cancelled`,
+ * whatever it produced. Otherwise it ends `done` iff it did not fail. A failure
+ * is retried when it was retryable (a provider's 429 or 503, a timeout) and
+ * runs remain (`attempts + 1 < maxAttempts`): after a jittered backoff, or
+ * after the `retryAfterSeconds` the failure asked for when that is longer,
+ * capped like any delay at `backoff.maxSeconds`. Any other failure ends `error`.
+ */
+export function decideRunOutcome(
+  run: { failed: boolean; retryable: boolean; retryAfterSeconds?: number | undefined },
+  job: { attempts: number; maxAttempts: number; cancelRequested: boolean },
+  { backoff, random = Math.random }: { backoff: RetryBackoff; random?: () => number },
+): RunOutcome {
+  if (job.cancelRequested) return { kind: "cancelled" };
+  if (!run.failed) return { kind: "done" };
+  const attempt = job.attempts + 1;
+  if (!run.retryable || attempt >= job.maxAttempts) return { kind: "error" };
+  const jittered = backoffSeconds(attempt, backoff, random);
+  const asked = run.retryAfterSeconds !== undefined && Number.isFinite(run.retryAfterSeconds) && run.retryAfterSeconds > 0
+    ? Math.min(run.retryAfterSeconds, backoff.maxSeconds)
+    : 0;
+  return { kind: "retry", delaySeconds: Math.max(jittered, asked) };
+}
+
+/** How much of one failed run's error an `errors` entry keeps: twenty of them must stay a small row. */
+export const MAX_ERROR_ENTRY_CHARS = 1000;
+
+/** A failed run's error as its `errors` entry keeps it: bounded. */
+export function errorEntryText(error: string): string {
+  return error.length > MAX_ERROR_ENTRY_CHARS ? `${error.slice(0, MAX_ERROR_ENTRY_CHARS)}…` : error;
+}
+
+/**
+ * The errors-list rule: every failed run (retried, final or orphaned) appends
+ * `{attempt, at, error}`; only the last MAX_JOB_ERRORS are kept, oldest first.
+ * The store's SQL applies the same (`jobs/errors-list.ts`).
+ */
+export function appendJobError(errors: readonly JobError[], entry: JobError): JobError[] {
+  return [...errors, { ...entry, error: errorEntryText(entry.error) }].slice(-MAX_JOB_ERRORS);
+}
+
+/**
+ * The manual-retry rule: a job that ended `error` or `cancelled` goes back to
+ * `pending` with its `errors` kept and one more run allowed. The run that
+ * ended it is no longer its last, so it now counts in `attempts` (unless the
+ * rescuer already counted it, as it does for orphans; a job cancelled while
+ * pending had no run). A numeric `max_attempts` is raised by one, past what
+ * has been run; null stays null, and the policy then decides, which cannot
+ * refuse the run: a limit only decides whether a failure is retried.
+ */
+export function decideManualRetry(
+  job: Pick<Job, "attempts" | "max_attempts" | "started_at"> & { response: Pick<ResponseIX, "metadata"> | null },
+): { attempts: number; maxAttempts: number | null } {
+  const lastRun = job.response?.metadata.attempt ?? 0;
+  const uncounted = job.started_at !== null && lastRun > job.attempts;
+  const attempts = uncounted ? job.attempts + 1 : job.attempts;
+  const maxAttempts = job.max_attempts === null ? null : Math.max(job.max_attempts, attempts) + 1;
+  return { attempts, maxAttempts };
 }
 
 /**
@@ -187,7 +364,6 @@ function bounded(reason: string): string {
   return reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS)}…` : reason;
 }
 
-type ResponseIdentity = Pick<Job, "client_id" | "request_id" | "ix_id"> & { request: Pick<Job["request"], "use_case"> };
 
 /**
  * The response stored instead of one the database refused or that broke the

@@ -1,6 +1,17 @@
-import { CALLBACK_STATUSES, JOB_STATUSES, type RequestIX, type ResponseIX, TERMINAL_JOB_STATUSES } from "@ix/contracts";
+import {
+  CALLBACK_STATUSES,
+  JOB_STATUSES,
+  type JobError,
+  MAX_JOB_ERRORS,
+  PRIORITY_MAX,
+  PRIORITY_MIN,
+  type RequestIX,
+  type ResponseIX,
+  TERMINAL_JOB_STATUSES,
+} from "@ix/contracts";
 import { sql } from "drizzle-orm";
 import { check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { CANCEL_REQUESTERS } from "./lifecycle";
 
 /** `('a', 'b')`: a list of statuses as SQL literals, for the CHECK constraints (the values are code constants). */
 function oneOf(values: readonly string[]) {
@@ -34,14 +45,31 @@ export const ixJobs = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
     startedAt: timestamp("started_at", { withTimezone: true, precision: 6 }),
     finishedAt: timestamp("finished_at", { withTimezone: true, precision: 6 }),
+    // Job control (docs/ARCHITECTURE.md, "The job lifecycle").
+    priority: integer("priority").notNull().default(0),
+    /** Not claimed before this instant: the submission's run_at, then when a retry is due. */
+    runAt: timestamp("run_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+    /** Runs allowed; null = the pipeline's retry policy, else the worker's IX_MAX_ATTEMPTS. */
+    maxAttempts: integer("max_attempts"),
+    /** The failed runs, oldest first, the last MAX_JOB_ERRORS of them. */
+    errors: jsonb("errors").$type<JobError[]>().notNull().default(sql`'[]'::jsonb`),
+    cancelRequestedAt: timestamp("cancel_requested_at", { withTimezone: true, precision: 6 }),
+    /** Who asked for the cancel, for the cancelled response; set with cancel_requested_at. */
+    cancelRequestedBy: text("cancel_requested_by", { enum: CANCEL_REQUESTERS }),
+    /** A running row's claimer must renew this; once it passes, the rescuer takes the run back. */
+    leaseExpiresAt: timestamp("lease_expires_at", { withTimezone: true, precision: 6 }),
+    // The scheduling fields as submitted (null = not given), for the 200-vs-409 comparison of a
+    // resubmission: run_at moves with retries and a manual retry raises max_attempts.
+    submittedRunAt: timestamp("submitted_run_at", { withTimezone: true, precision: 6 }),
+    submittedMaxAttempts: integer("submitted_max_attempts"),
   },
   (t) => [
     uniqueIndex("ix_jobs_correlation_key").on(t.clientId, t.requestId),
-    // Serves the claim: only pending rows, in FIFO order, so the index stays
-    // small however many terminal rows the table holds.
-    index("ix_jobs_pending_idx").on(t.createdAt, t.jobId).where(sql`${t.status} = 'pending'`),
-    // Serves the sweep: running rows by how long ago they started.
-    index("ix_jobs_running_idx").on(t.startedAt).where(sql`${t.status} = 'running'`),
+    // Serves the claim: only pending rows, by when they are due, so the index
+    // stays small however many terminal rows the table holds.
+    index("ix_jobs_pending_idx").on(t.runAt, t.jobId).where(sql`${t.status} = 'pending'`),
+    // Serves the rescue: running rows by when their lease runs out.
+    index("ix_jobs_running_idx").on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
     // Serves callback delivery: due deliveries only.
     index("ix_jobs_callback_due_idx")
       .on(t.callbackNextAttemptAt)
@@ -64,6 +92,22 @@ export const ixJobs = pgTable(
     check("ix_jobs_finished_iff_terminal", sql`(${t.status} in ${oneOf(TERMINAL_JOB_STATUSES)}) = (${t.finishedAt} is not null)`),
     check("ix_jobs_response_iff_terminal", sql`(${t.status} in ${oneOf(TERMINAL_JOB_STATUSES)}) = (${t.response} is not null)`),
     check("ix_jobs_callback_needs_url", sql`${t.callbackUrl} is not null or (${t.callbackStatus} is null and ${t.callbackNextAttemptAt} is null)`),
+    check("ix_jobs_priority_range", sql`${t.priority} between ${sql.raw(String(PRIORITY_MIN))} and ${sql.raw(String(PRIORITY_MAX))}`),
+    // A number stays a number (a manual retry only raises it) and never drops below what was submitted.
+    check(
+      "ix_jobs_max_attempts_valid",
+      sql`(${t.maxAttempts} is null) = (${t.submittedMaxAttempts} is null) and ${t.submittedMaxAttempts} >= 1 and ${t.maxAttempts} >= ${t.submittedMaxAttempts}`,
+    ),
+    check("ix_jobs_errors_bounded", sql`jsonb_typeof(${t.errors}) = 'array' and jsonb_array_length(${t.errors}) <= ${sql.raw(String(MAX_JOB_ERRORS))}`),
+    // A lease exists exactly while a run does.
+    check("ix_jobs_lease_iff_running", sql`(${t.status} = 'running') = (${t.leaseExpiresAt} is not null)`),
+    check(
+      "ix_jobs_cancel_requester",
+      sql`(${t.cancelRequestedAt} is null) = (${t.cancelRequestedBy} is null) and (${t.cancelRequestedBy} is null or ${t.cancelRequestedBy} in ${oneOf(CANCEL_REQUESTERS)})`,
+    ),
+    // A cancel is asked for while the job runs (the worker stops it) or ends it at once; every cancelled job was asked.
+    check("ix_jobs_cancel_requested_state", sql`${t.cancelRequestedAt} is null or ${t.status} in ('running', 'cancelled')`),
+    check("ix_jobs_cancelled_was_requested", sql`${t.status} <> 'cancelled' or ${t.cancelRequestedAt} is not null`),
   ],
 );
 

@@ -189,7 +189,7 @@ describe("completion", () => {
 
     // Terminal rows never change status again: not by completion, rescue or claim.
     expect(await jobs.completeMany(db, [{ jobId: done!.job_id, attempts: 1, response: responseFor(secondRun, "again") }])).toEqual([]);
-    expect(await jobs.rescueOrphans(db, { horizonSeconds: 0, maxAttempts: 3, now: later() })).toEqual({ requeued: [], failed: [] });
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 0, maxAttempts: 3, now: later() })).toEqual({ skipped: false, requeued: [], failed: [], cancelled: [] });
     expect(await jobs.claimPending(db, { limit: 1 })).toEqual([]);
     expect(await jobs.get(db, done!.job_id)).toEqual(done);
   });
@@ -220,7 +220,7 @@ describe("rescueOrphans", () => {
     const before = await db.execute(sql`select * from ix_jobs where job_id <> ${stale!.job_id} order by job_id`);
 
     const result = await jobs.rescueOrphans(db, { horizonSeconds: 120, maxAttempts: 3 });
-    expect(result).toEqual({ requeued: [stale!.job_id], failed: [] });
+    expect(result).toEqual({ skipped: false, requeued: [stale!.job_id], failed: [], cancelled: [] });
     const rescued = await jobs.get(db, stale!.job_id);
     expect(rescued).toMatchObject({ status: "pending", attempts: 1, started_at: null, finished_at: null, response: null });
     const after = await db.execute(sql`select * from ix_jobs where job_id <> ${stale!.job_id} order by job_id`);
@@ -230,10 +230,11 @@ describe("rescueOrphans", () => {
 
   test("an explicit now decides what is stale", async ({ database: { db } }) => {
     await jobs.insertPending(db, { request: request() });
-    const [job] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
+    // A lease longer than the horizon, so the horizon decides here (the lease has its own test).
+    const [job] = (await jobs.claimPending(db, { limit: 1, leaseSeconds: 3600 })) as [Job];
     const startedAt = new Date(job.started_at!);
     const justBefore = new Date(startedAt.getTime() + 59_000);
-    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justBefore })).toEqual({ requeued: [], failed: [] });
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justBefore })).toEqual({ skipped: false, requeued: [], failed: [], cancelled: [] });
     const justAfter = new Date(startedAt.getTime() + 61_000);
     expect((await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: justAfter })).requeued).toEqual([job.job_id]);
   });
@@ -244,7 +245,7 @@ describe("rescueOrphans", () => {
       const [claimed] = (await jobs.claimPending(db, { limit: 1 })) as [Job];
       expect(claimed.attempts).toBe(attempt - 1);
       const result = await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3, now: later() });
-      expect(result).toEqual(attempt < 3 ? { requeued: [job.job_id], failed: [] } : { requeued: [], failed: [job.job_id] });
+      expect(result).toEqual({ skipped: false, requeued: attempt < 3 ? [job.job_id] : [], failed: attempt < 3 ? [] : [job.job_id], cancelled: [] });
     }
     const failed = (await jobs.get(db, job.job_id))!;
     expect(failed.status).toBe("error");
@@ -279,7 +280,7 @@ describe("rescueOrphans", () => {
             from ix_jobs where job_id = ${orphan.job_id}`,
       );
     const before = (await times()).rows[0]!;
-    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3 })).toEqual({ requeued: [], failed: [orphan.job_id] });
+    expect(await jobs.rescueOrphans(db, { horizonSeconds: 60, maxAttempts: 3 })).toEqual({ skipped: false, requeued: [], failed: [orphan.job_id], cancelled: [] });
     const after = (await times()).rows[0]!;
     expect(after.started).toBe(before.started);
     expect(after.finished).not.toBeNull();
@@ -310,7 +311,7 @@ describe("rescueOrphans", () => {
         await other.execute(sql`set local lock_timeout = '5s'`);
         return jobs.rescueOrphans(other, { horizonSeconds: 60, maxAttempts: 3 });
       });
-      expect(result).toEqual({ requeued: [free.job_id], failed: [] });
+      expect(result).toEqual({ skipped: false, requeued: [free.job_id], failed: [], cancelled: [] });
     });
     expect((await jobs.get(db, held.job_id))?.status).toBe("running");
   });

@@ -1,11 +1,25 @@
+import { MAX_JOB_ERRORS, ResponseIX } from "@ix/contracts";
 import { describe, expect, it } from "vitest";
 import {
+  appendJobError,
+  assertLeaseSeconds,
   backoffSeconds,
   buildResponse,
   callbackLeaseSeconds,
+  cancelledResponse,
+  cancelledRunResponse,
+  cancelReason,
   completionStatus,
   decideCallbackOutcome,
+  decideManualRetry,
   decideOrphan,
+  decideRunOutcome,
+  effectiveMaxAttempts,
+  errorEntryText,
+  leaseExpiresAt,
+  leaseRenewalIntervalSeconds,
+  MAX_ERROR_ENTRY_CHARS,
+  orphanedRunError,
   hostHealth,
   hostPauseSeconds,
   orphanHorizonSeconds,
@@ -142,5 +156,146 @@ describe("lifecycle decisions (no database)", () => {
     const unrunnable = unrunnableResponse(job, { reason: "request.context: required", startedAt, attempt: 1 });
     expect(unrunnable.error).toBe("job cannot run: its stored row is not a valid job (request.context: required)");
     expect(unrunnable.metadata).toMatchObject({ pipeline: "invoice", duration_ms: 0, attempt: 1 });
+  });
+});
+
+describe("job control decisions (no database)", () => {
+  const backoff = { baseSeconds: 2, maxSeconds: 30 };
+  const live = { attempts: 0, maxAttempts: 3, cancelRequested: false };
+
+  it("a run ends done iff it did not fail; a cancel requested wins over any outcome", () => {
+    expect(decideRunOutcome({ failed: false, retryable: false }, live, { backoff })).toEqual({ kind: "done" });
+    for (const run of [
+      { failed: false, retryable: false },
+      { failed: true, retryable: true },
+      { failed: true, retryable: false },
+    ]) {
+      expect(decideRunOutcome(run, { ...live, cancelRequested: true }, { backoff })).toEqual({ kind: "cancelled" });
+    }
+  });
+
+  it("a retryable failure is retried while runs remain, after a jittered backoff; the last one ends error", () => {
+    const failed = { failed: true, retryable: true };
+    expect(decideRunOutcome(failed, { ...live, attempts: 0 }, { backoff, random: () => 1 })).toEqual({ kind: "retry", delaySeconds: 2 });
+    expect(decideRunOutcome(failed, { ...live, attempts: 1 }, { backoff, random: () => 1 })).toEqual({ kind: "retry", delaySeconds: 4 });
+    expect(decideRunOutcome(failed, { ...live, attempts: 1 }, { backoff, random: () => 0.25 })).toEqual({ kind: "retry", delaySeconds: 1 });
+    // Run 3 of 3: no run remains.
+    expect(decideRunOutcome(failed, { ...live, attempts: 2 }, { backoff, random: () => 1 })).toEqual({ kind: "error" });
+    // A single allowed run is never retried.
+    expect(decideRunOutcome(failed, { ...live, maxAttempts: 1 }, { backoff })).toEqual({ kind: "error" });
+    // The ceiling is bounded by maxSeconds however many runs came before.
+    expect(decideRunOutcome(failed, { ...live, attempts: 20, maxAttempts: 25 }, { backoff, random: () => 1 })).toEqual({
+      kind: "retry",
+      delaySeconds: 30,
+    });
+  });
+
+  it("a failure that is not retryable ends error at once", () => {
+    expect(decideRunOutcome({ failed: true, retryable: false }, live, { backoff })).toEqual({ kind: "error" });
+  });
+
+  it("retryAfterSeconds is honoured when longer than the backoff, capped at maxSeconds; nonsense is ignored", () => {
+    const asked = (retryAfterSeconds: number) =>
+      decideRunOutcome({ failed: true, retryable: true, retryAfterSeconds }, live, { backoff, random: () => 0.5 });
+    expect(asked(0.2)).toEqual({ kind: "retry", delaySeconds: 1 }); // the backoff is longer
+    expect(asked(12)).toEqual({ kind: "retry", delaySeconds: 12 });
+    expect(asked(3600)).toEqual({ kind: "retry", delaySeconds: 30 });
+    expect(asked(Number.NaN)).toEqual({ kind: "retry", delaySeconds: 1 });
+    expect(asked(-5)).toEqual({ kind: "retry", delaySeconds: 1 });
+  });
+
+  it("the job's own max_attempts comes first, then the pipeline's policy, then IX_MAX_ATTEMPTS", () => {
+    expect(effectiveMaxAttempts(5, 2, 3)).toBe(5);
+    expect(effectiveMaxAttempts(null, 2, 3)).toBe(2);
+    expect(effectiveMaxAttempts(null, undefined, 3)).toBe(3);
+  });
+
+  it("the errors list appends and keeps the last MAX_JOB_ERRORS, oldest first, each error bounded", () => {
+    const entry = (attempt: number) => ({ attempt, at: "2026-01-01T00:00:00.000Z", error: `e${attempt}` });
+    let errors = appendJobError([], entry(1));
+    expect(errors).toEqual([entry(1)]);
+    for (let attempt = 2; attempt <= MAX_JOB_ERRORS + 5; attempt++) errors = appendJobError(errors, entry(attempt));
+    expect(errors).toHaveLength(MAX_JOB_ERRORS);
+    expect(errors[0]).toEqual(entry(6));
+    expect(errors.at(-1)).toEqual(entry(MAX_JOB_ERRORS + 5));
+    const long = "x".repeat(MAX_ERROR_ENTRY_CHARS + 10);
+    expect(errorEntryText(long)).toBe(`${"x".repeat(MAX_ERROR_ENTRY_CHARS)}…`);
+    expect(appendJobError([], { ...entry(1), error: long })[0]?.error).toBe(errorEntryText(long));
+    expect(errorEntryText("short")).toBe("short");
+  });
+
+  it("a cancelled job's response says who cancelled it and when in its life", () => {
+    expect(cancelReason("client", "pending")).toBe("cancelled by its client before it ran");
+    expect(cancelReason("operator", "running")).toBe("cancelled by an operator while it was running");
+    const now = new Date("2026-01-01T00:00:05.000Z");
+    const pending = cancelledResponse({ ...job, attempts: 1 }, { by: "client", now });
+    expect(ResponseIX.parse(pending)).toEqual(pending);
+    expect(pending).toMatchObject({
+      error: "cancelled by its client before it ran",
+      result: null,
+      metadata: { pipeline: "invoice", started_at: now.toISOString(), finished_at: now.toISOString(), duration_ms: 0, attempt: 2 },
+    });
+    const run = buildResponse(job, {
+      pipeline: "invoice",
+      error: null,
+      result: { a: 1 },
+      startedAt: new Date("2026-01-01T00:00:00.000Z"),
+      finishedAt: now,
+      durationMs: 5000,
+      attempt: 1,
+    });
+    expect(cancelledRunResponse(run, "operator")).toEqual({ ...run, error: "cancelled by an operator while it was running", result: null });
+  });
+
+  it("a manual retry counts the run that ended the job once, and allows one more run", () => {
+    const ended = (attempts: number, lastRun: number, maxAttempts: number | null, ran = true) => ({
+      attempts,
+      max_attempts: maxAttempts,
+      started_at: ran ? "2026-01-01T00:00:00.000Z" : null,
+      response: { metadata: { pipeline: "p", started_at: "2026-01-01T00:00:00.000Z", finished_at: "2026-01-01T00:00:00.000Z", duration_ms: 0, attempt: lastRun } },
+    });
+    // Its third run of three failed for good (attempts 2): that run now counts, and a fourth is allowed.
+    expect(decideManualRetry(ended(2, 3, 3))).toEqual({ attempts: 3, maxAttempts: 4 });
+    // Failed at once, not retryably, with runs to spare: the budget is raised by one as well.
+    expect(decideManualRetry(ended(0, 1, 5))).toEqual({ attempts: 1, maxAttempts: 6 });
+    // Given up as an orphan: the rescuer already counted its last run.
+    expect(decideManualRetry(ended(3, 3, 3))).toEqual({ attempts: 3, maxAttempts: 4 });
+    // Cancelled while pending: no run ended it.
+    expect(decideManualRetry(ended(1, 2, 3, false))).toEqual({ attempts: 1, maxAttempts: 4 });
+    // The policy's limit (null) stays the policy's.
+    expect(decideManualRetry(ended(2, 3, null))).toEqual({ attempts: 3, maxAttempts: null });
+    // A limit below what already ran (lowered by hand, a v1 row) still allows the next run.
+    expect(decideManualRetry(ended(4, 5, 2))).toEqual({ attempts: 5, maxAttempts: 6 });
+    // Retried twice: each retry counts one run and allows one more.
+    const once = decideManualRetry(ended(2, 3, 3));
+    expect(decideManualRetry(ended(once.attempts, once.attempts + 1, once.maxAttempts))).toEqual({ attempts: 4, maxAttempts: 5 });
+  });
+
+  it("a lease runs leaseSeconds from now and is renewed every third of it; nonsense leases are refused", () => {
+    const now = new Date("2026-01-01T00:00:00.000Z");
+    expect(leaseExpiresAt(now, 30).toISOString()).toBe("2026-01-01T00:00:30.000Z");
+    expect(leaseRenewalIntervalSeconds(30)).toBe(10);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 86_401]) expect(() => assertLeaseSeconds(bad)).toThrow(RangeError);
+    expect(() => assertLeaseSeconds(0.5)).not.toThrow();
+  });
+
+  it("an orphan whose cancel was requested ends cancelled; a lost lease is named as the cause", () => {
+    const startedAt = new Date("2026-01-01T00:00:00.000Z");
+    const now = new Date("2026-01-01T00:00:45.000Z");
+    const cancelled = decideOrphan({ ...job, attempts: 0, startedAt, cancelRequestedBy: "client" }, { maxAttempts: 3, horizonSeconds: 120, now });
+    expect(cancelled.kind).toBe("cancel");
+    if (cancelled.kind === "cancel") {
+      expect(cancelled.response).toMatchObject({ error: "cancelled by its client while it was running", result: null });
+      expect(cancelled.response.metadata).toMatchObject({ duration_ms: 45_000, attempt: 1 });
+    }
+    const lost = decideOrphan({ ...job, attempts: 0, startedAt }, { maxAttempts: 1, horizonSeconds: 120, now, cause: "lease" });
+    expect(lost.kind).toBe("fail");
+    if (lost.kind === "fail") {
+      expect(lost.response.error).toBe(
+        "job orphaned 1 times: its worker stopped before finishing (crash, kill or freeze: its lease ran out); giving up after 1 attempts",
+      );
+    }
+    expect(orphanedRunError("lease", 120)).toBe("orphaned: its worker stopped before finishing (crash, kill or freeze: its lease ran out)");
+    expect(orphanedRunError("horizon", 120)).toBe("orphaned: its worker stopped before finishing (crash, kill or timeout past 120 s)");
   });
 });

@@ -1,5 +1,5 @@
-import { type CallbackStatus, isTerminal, type Job, type JobStatus, type RequestIX, type ResponseIX } from "@ix/contracts";
-import { type Executor, ixJobs, jobs, lifecycle, sql } from "@ix/store";
+import { type CallbackStatus, isTerminal, type Job, type JobError, type JobStatus, type RequestIX, type ResponseIX } from "@ix/contracts";
+import { type CancelRequester, type Executor, ixJobs, jobs, lifecycle, sql } from "@ix/store";
 import { sampleRequest } from "./sample-request";
 
 /**
@@ -34,6 +34,20 @@ export interface JobFixture {
   /** Default finishedAt for a terminal job with a callback_url still to deliver (as completion leaves it), else null. */
   callbackNextAttemptAt?: Date | null;
   callbackLastError?: string | null;
+  /** Default 0. */
+  priority?: number;
+  /** Default createdAt (as a submission without run_at leaves it). */
+  runAt?: Date;
+  /** Default null (the policy decides); sets the submitted max_attempts too. */
+  maxAttempts?: number | null;
+  /** Default []. */
+  errors?: JobError[];
+  /** Default now() for a cancelled job, null otherwise. */
+  cancelRequestedAt?: Date | null;
+  /** Default `client` when cancelRequestedAt is set. */
+  cancelRequestedBy?: CancelRequester | null;
+  /** Default now() + `lifecycle.DEFAULT_LEASE_SECONDS` for a running job, null otherwise. */
+  leaseExpiresAt?: Date | null;
 }
 
 async function databaseNow(db: Executor): Promise<Date> {
@@ -60,6 +74,8 @@ export async function insertJob(db: Executor, fixture: JobFixture = {}): Promise
   const finishedAt = fixture.finishedAt !== undefined ? fixture.finishedAt : terminal ? now : null;
   const callbackUrl = fixture.callbackUrl ?? null;
   const callbackStatus = fixture.callbackStatus ?? null;
+  const cancelRequestedAt = fixture.cancelRequestedAt !== undefined ? fixture.cancelRequestedAt : status === "cancelled" ? now : null;
+  const cancelRequestedBy = fixture.cancelRequestedBy !== undefined ? fixture.cancelRequestedBy : cancelRequestedAt ? "client" : null;
   const response =
     fixture.response !== undefined
       ? fixture.response
@@ -68,7 +84,12 @@ export async function insertJob(db: Executor, fixture: JobFixture = {}): Promise
             { client_id: request.ix_client_id, request_id: request.request_id, ix_id: ixId, request },
             {
               pipeline: request.use_case,
-              error: status === "error" ? "failed in a test fixture" : null,
+              error:
+                status === "error"
+                  ? "failed in a test fixture"
+                  : status === "cancelled"
+                    ? lifecycle.cancelReason(cancelRequestedBy ?? "client", startedAt ? "running" : "pending")
+                    : null,
               result: status === "done" ? {} : null,
               startedAt: startedAt ?? now,
               finishedAt: finishedAt ?? now,
@@ -101,6 +122,19 @@ export async function insertJob(db: Executor, fixture: JobFixture = {}): Promise
       createdAt: fixture.createdAt ?? now,
       startedAt,
       finishedAt,
+      priority: fixture.priority ?? 0,
+      runAt: fixture.runAt ?? fixture.createdAt ?? now,
+      maxAttempts: fixture.maxAttempts ?? null,
+      submittedMaxAttempts: fixture.maxAttempts ?? null,
+      errors: fixture.errors ?? [],
+      cancelRequestedAt,
+      cancelRequestedBy,
+      leaseExpiresAt:
+        fixture.leaseExpiresAt !== undefined
+          ? fixture.leaseExpiresAt
+          : status === "running"
+            ? lifecycle.leaseExpiresAt(now, lifecycle.DEFAULT_LEASE_SECONDS)
+            : null,
     })
     .returning();
   if (!row) throw new Error("insert into ix_jobs returned no row");

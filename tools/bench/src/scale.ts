@@ -57,7 +57,7 @@ export async function measureScale(url: string, sizes: readonly number[], log: (
       }
       // The claimed jobs finish, so the next size counts them as terminal rows.
       await db.execute(sql`
-        update ix_jobs set status = 'done', response = ${RESPONSE}, finished_at = now() where status = 'running'`);
+        update ix_jobs set status = 'done', response = ${RESPONSE}, finished_at = now(), lease_expires_at = null where status = 'running'`);
       terminal += CLAIMS;
       results.push({ terminal_rows: size, claim_p50_ms: percentile(samples, 50), claim_p99_ms: percentile(samples, 99) });
     }

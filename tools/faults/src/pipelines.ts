@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "@ix/store";
-import { definePipeline } from "@ix/worker";
+import { definePipeline, RetryableError } from "@ix/worker";
 import { z } from "zod";
 import { recordRunEnd, recordRunStart } from "./runs";
 
@@ -9,6 +9,8 @@ const Nap = z.strictObject({
   ms: z.number().int().min(0).max(60_000),
   /** How long the first run (attempt 0) takes instead: a run that is frozen or killed can be made to last. */
   first_ms: z.number().int().min(0).max(60_000).optional(),
+  /** Runs (attempts 0 … n − 1) that throw a RetryableError at their end instead of returning (`recorded` only). */
+  retryable_failures: z.number().int().min(0).max(100).optional(),
 });
 
 /** `nap`: sleeps `options.ms`, honouring its signal, and says which process ran it. */
@@ -39,6 +41,7 @@ export function recorded(runs: Database) {
       const ms = attempt === 0 && request.options.first_ms !== undefined ? request.options.first_ms : request.options.ms;
       await sleep(ms, undefined, { signal });
       await recordRunEnd(runs, runId);
+      if (attempt < (request.options.retryable_failures ?? 0)) throw new RetryableError(`provider busy (attempt ${attempt})`);
       return { pid: process.pid, attempt };
     },
   });

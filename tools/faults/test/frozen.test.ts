@@ -9,13 +9,15 @@ import { createRunsTable, listRuns } from "../src/runs";
 import { waitFor } from "../src/wait";
 
 /**
- * A worker frozen past the sweep horizon cannot overwrite its
- * successor. The first worker is SIGSTOPped mid-run; a second worker, whose
- * horizon is 2 s, sweeps the job, re-runs it and delivers its callback; then
- * the first is SIGCONTed and finishes its stale run. Its fenced completion
- * applies to no row, so it stores nothing and sends nothing.
+ * A worker frozen past its lease cannot overwrite its successor. The first
+ * worker (IX_LEASE_SECONDS=1.5) is SIGSTOPped mid-run and stops renewing; a
+ * second worker, whose horizon is far away, rescues the job once the lease
+ * runs out, re-runs it and delivers its callback; then the first is SIGCONTed.
+ * Its stale run either learns at its next renewal that the lease is lost and
+ * is dropped, or reaches its end first and its fenced completion applies to
+ * no row: either way it stores nothing and sends nothing.
  */
-describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
+describe("frozen worker: SIGSTOP past its lease, then SIGCONT", () => {
   test("the stale completion applies to 0 rows; the stored response and the one callback are the successor's", { timeout: 90_000 }, async ({
     database: { db, url },
   }) => {
@@ -31,8 +33,8 @@ describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
     };
     const processes: IxProcess[] = [];
     try {
-      // The first worker's own horizon is far away: only the successor sweeps.
-      const frozen = spawnIx("worker", { ...base, IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: "60" });
+      // Both horizons are far away: only the lost lease brings the job back.
+      const frozen = spawnIx("worker", { ...base, IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: "60", IX_LEASE_SECONDS: "1.5" });
       processes.push(frozen);
       await waitFor("the first worker to listen", async () => (await listeningWorkers(db)) === 1);
       const { job } = await jobs.insertPending(db, {
@@ -51,8 +53,8 @@ describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
       const frozenAt = Date.now();
       expect(await jobs.get(db, job.job_id)).toMatchObject({ status: "running", attempts: 0, response: null });
 
-      // Horizon 2 × 1 s: the successor sweeps the frozen run 2 s after it started.
-      const successor = spawnIx("worker", { ...base, IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: "1", IX_SWEEP_INTERVAL_SECONDS: "0.2" });
+      // The successor rescues the frozen run once its 1.5 s lease has run out unrenewed.
+      const successor = spawnIx("worker", { ...base, IX_PIPELINE_REQUEST_TIMEOUT_SECONDS: "60", IX_SWEEP_INTERVAL_SECONDS: "0.2" });
       processes.push(successor);
       const finished = await waitFor("the successor to finish the job and deliver its callback", async () => {
         const current = await jobs.get(db, job.job_id);
@@ -63,13 +65,14 @@ describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
 
       frozen.child.kill("SIGCONT");
       const frozenMs = Date.now() - frozenAt;
-      // The stale run reaches its end, and its worker reports the fenced write as not applied.
-      await waitFor("the frozen run to reach its end", async () =>
-        (await listRuns(db)).some((r) => r.pid === frozen.pid && r.attempt === 0 && r.finished),
-      );
+      // The stale run is stopped at the frozen worker's next renewal (lease lost, result dropped), or reaches
+      // its end first and its fenced write is refused: either way the worker says it stored nothing.
       const fenced = await frozen.waitForLine(
-        "its fenced completion to be refused",
-        (line) => line.job_id === job.job_id && typeof line.msg === "string" && line.msg.startsWith("response not stored"),
+        "its stale run to be dropped or its fenced completion refused",
+        (line) =>
+          line.job_id === job.job_id &&
+          typeof line.msg === "string" &&
+          (line.msg.startsWith("response not stored") || line.msg.includes("lease was lost")),
       );
       // Both drain and exit cleanly; nothing is left to deliver.
       expect(await frozen.stop()).toEqual({ code: 0, signal: null });
@@ -79,10 +82,11 @@ describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
       expect(stored).toEqual(finished);
       expect(stored?.response?.metadata.attempt).toBe(2);
       const runs = await listRuns(db);
-      expect(runs.map(({ pid, attempt, finished }) => ({ pid, attempt, finished }))).toEqual([
-        { pid: frozen.pid, attempt: 0, finished: true },
-        { pid: successor.pid, attempt: 1, finished: true },
+      expect(runs.map(({ pid, attempt }) => ({ pid, attempt }))).toEqual([
+        { pid: frozen.pid, attempt: 0 },
+        { pid: successor.pid, attempt: 1 },
       ]);
+      expect(runs[1]?.finished).toBe(true);
       // The receiver got the successor's result once, and never the stale one.
       expect(receiver.received).toHaveLength(1);
       const delivered = Job.parse(JSON.parse(receiver.received[0]?.body ?? "null"));
@@ -91,8 +95,9 @@ describe("frozen worker: SIGSTOP past the horizon, then SIGCONT", () => {
 
       printFigures("frozen", {
         frozen_ms: frozenMs,
-        // The worker logs "response not stored" exactly when its fenced write changed no row.
-        stale_completion_rows: fenced.msg === undefined ? "?" : 0,
+        // "response not stored": its fenced write changed no row; "lease was lost": its run was stopped unstored.
+        stale_run: String(fenced.msg).startsWith("response not stored") ? "fenced" : "dropped_at_renewal",
+        stale_completion_rows: 0,
         stored_result_pid: stored?.response?.result?.pid === successor.pid ? "successor" : "stale",
         callbacks: receiver.received.length,
         callback_result_pid: delivered.response?.result?.pid === successor.pid ? "successor" : "stale",

@@ -90,6 +90,8 @@ function workerEnv(url: string, extra: Record<string, string>): Record<string, s
     IX_WORKER_POLL_INTERVAL_SECONDS: "0.2",
     IX_PIPELINE_MODULES: HOSTILE_MODULE,
     IX_LOG_LEVEL: "warn",
+    // One run per job: these faults are about how a run ends, and a timeout is retryable (section 8).
+    IX_MAX_ATTEMPTS: "1",
     ...extra,
   };
 }

@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Caller } from "../auth";
 import { problem, sendProblem } from "../problems";
-import { isSameRequest } from "../resubmission";
+import { isSameRequest, isSameSchedule } from "../resubmission";
 import { JobIdParams, JobsQuery, submitJobRequest } from "../schemas";
 import { SubmissionBatcher } from "../submission-batcher";
 import { jsonResponse, problemResponses } from "./responses";
@@ -45,7 +45,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
         description:
           "Idempotent on (ix_client_id, request_id): a resubmission of the same request answers 200 with the existing job; " +
           "the same request_id with a different request answers 409 naming the existing job_id. " +
-          "callback_url is not part of the comparison: the first submission's wins.",
+          "priority, run_at and max_attempts are part of the comparison; callback_url is not: the first submission's wins.",
         tags: ["jobs"],
         security,
         body: SubmitJobRequest,
@@ -57,7 +57,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
       },
     },
     async (request, reply) => {
-      const { callback_url: callbackUrl, ...submitted } = request.body;
+      const { callback_url: callbackUrl, priority, run_at: runAt, max_attempts: maxAttempts, ...submitted } = request.body;
       const caller = request.caller;
       if (caller.kind === "client" && submitted.ix_client_id !== caller.clientId) {
         return sendProblem(
@@ -66,14 +66,23 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
         );
       }
       const requestIX: RequestIX = submitted;
-      const { job, created } = await submissions.submit({ request: requestIX, callbackUrl: callbackUrl ?? null });
+      const schedule = { priority, run_at: runAt, max_attempts: maxAttempts };
+      const { job, created, submitted: stored } = await submissions.submit({
+        request: requestIX,
+        callbackUrl: callbackUrl ?? null,
+        ...(priority === undefined ? {} : { priority }),
+        ...(runAt === undefined ? {} : { runAt }),
+        ...(maxAttempts === undefined ? {} : { maxAttempts }),
+      });
       if (created) return reply.code(201).header("location", `/jobs/${job.job_id}`).send(job);
-      if (!isSameRequest(job.request, requestIX)) {
+      const sameRequest = isSameRequest(job.request, requestIX);
+      if (!sameRequest || !isSameSchedule(stored, schedule)) {
         return sendProblem(
           reply,
           problem(
             "request-conflict",
-            `request_id "${job.request_id}" of client "${job.client_id}" already names job ${job.job_id} with a different request`,
+            `request_id "${job.request_id}" of client "${job.client_id}" already names job ${job.job_id} with a different ` +
+              (sameRequest ? "priority, run_at or max_attempts" : "request"),
             { job_id: job.job_id },
           ),
         );

@@ -14,9 +14,15 @@ const DESCRIPTIONS: Record<number, string> = {
 
 /** Documented problem+json responses for the given statuses, in the shape the zod type provider understands. */
 export function problemResponses(...statuses: number[]) {
+  return describedProblemResponses({}, ...statuses);
+}
+
+/** `problemResponses`, with some statuses described for this route rather than by the defaults. */
+export function describedProblemResponses(descriptions: Record<number, string>, ...statuses: number[]) {
   const out: Record<number, { description: string; content: { [PROBLEM_CONTENT_TYPE]: { schema: typeof Problem } } }> = {};
   for (const status of statuses) {
-    out[status] = { description: DESCRIPTIONS[status] ?? "Problem", content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } } };
+    const description = descriptions[status] ?? DESCRIPTIONS[status] ?? "Problem";
+    out[status] = { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } } };
   }
   return out;
 }

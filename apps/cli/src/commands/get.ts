@@ -8,9 +8,10 @@ import { UsageError } from "../usage-error";
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /**
- * Prints a job; with --wait, follows it to a terminal state: a spinner on a
- * terminal, one plain line per status change otherwise (logs, CI). Exits 1 when
- * the job ended `error`, so scripts can tell.
+ * Prints a job; with --wait, follows it to a terminal state (done, error or
+ * cancelled): a spinner on a terminal, one plain line per status change
+ * otherwise (logs, CI). Exits 1 when the job ended `error` or `cancelled`
+ * (it produced no result), so scripts can tell.
  */
 export async function get(env: CliEnv, jobId: string, options: { wait: boolean; timeout: string; interval: string }): Promise<void> {
   const client = apiClient(env);
@@ -28,7 +29,7 @@ export async function get(env: CliEnv, jobId: string, options: { wait: boolean; 
     job = await follow(client, job, timeoutSeconds * 1000, intervalSeconds * 1000);
   }
   console.log(JSON.stringify(job, null, 2));
-  if (job.status === "error") process.exitCode = 1;
+  if (job.status === "error" || job.status === "cancelled") process.exitCode = 1;
 }
 
 async function follow(

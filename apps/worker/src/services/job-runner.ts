@@ -1,11 +1,11 @@
 import type { Job, ResponseIX } from "@ix/contracts";
-import { type Completion, type Database, isTransientDbError, jobs, logText } from "@ix/store";
+import { type Completion, type Database, isTransientDbError, jobs, lifecycle, logText } from "@ix/store";
 import type { Logger } from "pino";
 import { createClaimLoop } from "../claim-loop";
 import type { WorkerConfig } from "../config";
 import { logDbError, retryWhileDbAway } from "../db-retry";
 import type { PipelineRegistry } from "../pipeline";
-import { startPipeline } from "../pipeline-run";
+import { type RunVerdict, startPipeline } from "../pipeline-run";
 import type { PipelineThreads } from "../pipeline-threads";
 
 export interface JobRunner {
@@ -25,6 +25,19 @@ export interface JobRunner {
    * the rescuer. Returns how many jobs that abandoned.
    */
   abandon(): number;
+  /** The runs this worker holds (claimed, not yet stored), with the attempts they were claimed with: the leases to renew. */
+  heldRuns(): jobs.HeldRun[];
+  /**
+   * Their cancel was requested: a queued job ends `cancelled` without running;
+   * a running one has its signal aborted and is killed after
+   * IX_CANCEL_GRACE_SECONDS, and its completion is stored (the store ends it `cancelled`).
+   */
+  cancelRuns(jobIds: Iterable<string>): void;
+  /**
+   * No longer this worker's (its lease was lost: rescued, re-claimed, ended):
+   * the run is stopped like a cancelled one and its result is dropped unstored.
+   */
+  loseRuns(jobIds: Iterable<string>): void;
   /** Jobs claimed and not yet stored. */
   readonly inFlight: number;
   /** Pipeline runs that have not stopped yet, including runs past their timeout whose job is already stored. */
@@ -36,7 +49,19 @@ export interface JobRunnerOptions {
   registry: PipelineRegistry;
   /** Where thread-capable pipelines run; null runs every pipeline inline. */
   threads: PipelineThreads | null;
-  config: Pick<WorkerConfig, "concurrency" | "prefetch" | "pipelineTimeoutSeconds" | "killGraceSeconds" | "maxResultBytes">;
+  config: Pick<
+    WorkerConfig,
+    | "concurrency"
+    | "prefetch"
+    | "pipelineTimeoutSeconds"
+    | "killGraceSeconds"
+    | "maxResultBytes"
+    | "leaseSeconds"
+    | "maxAttempts"
+    | "retryBaseSeconds"
+    | "retryMaxSeconds"
+    | "cancelGraceSeconds"
+  >;
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
@@ -48,8 +73,19 @@ export interface JobRunnerOptions {
  * the responses of one tick in one fenced statement.
  */
 export function createJobRunner({ db, registry, threads, config, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
-  /** Claimed jobs not yet stored, with the controller `abandon` aborts. */
-  const active = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  /**
+   * Claimed jobs not yet stored: `abort` is the hard stop `abandon` fires;
+   * `stop` stops the run for a cancel or a lost lease, and `lost` drops its result.
+   */
+  const active = new Map<string, Active>();
+  interface Active {
+    job: Job;
+    done: Promise<void>;
+    abort: AbortController;
+    stop: AbortController;
+    cancelRequested: boolean;
+    lost: boolean;
+  }
   /** Slots promised to claims in progress, so concurrent claims never exceed the free slots. */
   let reserved = 0;
   let started = false;
@@ -61,14 +97,14 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
 
   // ---- completions, batched: every completion of one tick goes in one statement ----
 
-  type Pending = { completion: Completion; job: Job; resolve(applied: boolean): void };
+  type Pending = { completion: Completion; job: Job; resolve(status: jobs.CompletedRun["status"] | null): void };
   let buffer: Pending[] = [];
   let flushing: Promise<void> | null = null;
 
-  /** Queues a completion for this tick's statement; resolves with whether it applied (false: fenced out). */
-  function complete(job: Job, response: ResponseIX): Promise<boolean> {
+  /** Queues a completion for this tick's statement; resolves with what became of the job, or null when fenced out. */
+  function complete(job: Job, response: ResponseIX, outcome: lifecycle.RunOutcome): Promise<jobs.CompletedRun["status"] | null> {
     return new Promise((resolve) => {
-      buffer.push({ completion: { jobId: job.job_id, attempts: job.attempts, response }, job, resolve });
+      buffer.push({ completion: { jobId: job.job_id, attempts: job.attempts, response, outcome }, job, resolve });
       if (!flushing) flushing = new Promise<void>((r) => setImmediate(r)).then(flush);
     });
   }
@@ -80,9 +116,10 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
       const applied = await storeCompletions(batch.map((p) => p.completion));
       let callbacks = false;
       for (const p of batch) {
-        const ok = applied.has(p.completion.jobId);
-        if (ok && p.job.callback_url !== null) callbacks = true;
-        p.resolve(ok);
+        const status = applied.get(p.completion.jobId) ?? null;
+        // A retried job (pending again) has no callback yet: only its last run's end is delivered.
+        if (status !== null && status !== "pending" && p.job.callback_url !== null) callbacks = true;
+        p.resolve(status);
       }
       if (callbacks) onCallbacksDue();
     }
@@ -90,19 +127,19 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
   }
 
   /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
-  async function storeCompletions(completions: Completion[]): Promise<Set<string>> {
+  async function storeCompletions(completions: Completion[]): Promise<Map<string, jobs.CompletedRun["status"]>> {
     try {
       const onUnstorable = (f: jobs.UnstorableCompletion) =>
         log.warn({ job_id: f.jobId, reason: f.reason, stored_as_error: f.storedAsError }, "response could not be stored as the pipeline made it");
-      const applied = await retryWhileDbAway(() => jobs.completeMany(db, completions, { onUnstorable }), {
+      const applied = await retryWhileDbAway(() => jobs.completeRuns(db, completions, { onUnstorable }), {
         signal: hardStop.signal,
         retryable: isTransientDbError,
         onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
       });
-      return new Set(applied);
+      return new Map(applied.map((run) => [run.jobId, run.status]));
     } catch (error) {
       log.error({ err: error, jobIds: completions.map((c) => c.jobId) }, "storing responses failed; the jobs stay running for the rescuer");
-      return new Set();
+      return new Map();
     }
   }
 
@@ -134,14 +171,49 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
 
   // ---- jobs ----
 
+  /** How a run ends, by the lifecycle's rule, with the pipeline's retry policy over the worker's defaults. */
+  function decide(entry: Active, verdict: RunVerdict): lifecycle.RunOutcome {
+    const { job } = entry;
+    const policy = registry.retryPolicy(job.request.use_case);
+    return lifecycle.decideRunOutcome(
+      { failed: verdict.response.error !== null, retryable: verdict.retryable, retryAfterSeconds: verdict.retryAfterSeconds },
+      {
+        attempts: job.attempts,
+        maxAttempts: lifecycle.effectiveMaxAttempts(job.max_attempts, policy?.maxAttempts, config.maxAttempts),
+        cancelRequested: entry.cancelRequested,
+      },
+      { backoff: { baseSeconds: policy?.baseSeconds ?? config.retryBaseSeconds, maxSeconds: policy?.maxSeconds ?? config.retryMaxSeconds } },
+    );
+  }
+
   function startJob(job: Job): Promise<void> {
     const abort = new AbortController();
+    const stop = new AbortController();
+    const entry: Active = { job, done: Promise.resolve(), abort, stop, cancelRequested: job.cancel_requested_at !== null, lost: false };
     const jobLog = log.child({ job_id: job.job_id, use_case: job.request.use_case, attempt: job.attempts + 1 });
     const done = (async () => {
       await acquirePipelineSlot();
       // Abandoned while queued: never started, left `running` for the rescuer.
-      if (abort.signal.aborted) {
+      if (abort.signal.aborted || entry.lost) {
         releasePipelineSlot();
+        if (entry.lost) jobLog.warn("lease lost before the run started; not run");
+        return;
+      }
+      if (entry.cancelRequested) {
+        // Cancelled while queued here: it never runs, and ends cancelled.
+        releasePipelineSlot();
+        const now = new Date();
+        const response = lifecycle.buildResponse(job, {
+          pipeline: job.request.use_case,
+          error: "cancelled before its run started",
+          result: null,
+          startedAt: now,
+          finishedAt: now,
+          durationMs: 0,
+          attempt: job.attempts + 1,
+        });
+        const status = await complete(job, response, { kind: "cancelled" });
+        jobLog.info({ status }, "job cancelled before it started");
         return;
       }
       let run: ReturnType<typeof startPipeline>;
@@ -155,6 +227,8 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
           maxResultBytes: config.maxResultBytes,
           log: jobLog,
           signal: abort.signal,
+          cancel: stop.signal,
+          cancelGraceMs: config.cancelGraceSeconds * 1000,
         });
       } catch (error) {
         // Nothing started (e.g. the threads are closed): the slot is free again.
@@ -166,7 +240,8 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
         stopped = true;
         releasePipelineSlot();
       });
-      const response: ResponseIX = await run.response;
+      const verdict = await run.verdict;
+      const { response } = verdict;
       if (!stopped) {
         // Answered (timeout) but not stopped: the slot stays taken, and counts against claims, until the run ends.
         lingering++;
@@ -177,9 +252,18 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
       }
       // Cut off by a hard stop: the run did not finish, so nothing is stored.
       if (abort.signal.aborted) return;
-      const applied = await complete(job, response);
-      if (!applied) jobLog.warn("response not stored: the job was swept and re-run or finished meanwhile (fenced)");
-      else if (response.error !== null) jobLog.info({ error: logText(response.error) }, "job ended error");
+      // No longer ours: storing would be fenced out anyway.
+      if (entry.lost) {
+        jobLog.warn("run stopped: its lease was lost (the job was rescued or ended elsewhere); result dropped");
+        return;
+      }
+      const outcome = decide(entry, verdict);
+      const status = await complete(job, response, outcome);
+      if (status === null) jobLog.warn("response not stored: the job was swept and re-run or finished meanwhile (fenced)");
+      else if (status === "pending") {
+        jobLog.info({ error: logText(response.error ?? ""), retryInSeconds: outcome.kind === "retry" ? outcome.delaySeconds : undefined }, "job failed retryably; retried later");
+      } else if (status === "cancelled") jobLog.info("job cancelled");
+      else if (status === "error") jobLog.info({ error: logText(response.error ?? "") }, "job ended error");
       else jobLog.debug("job done");
     })()
       .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer"))
@@ -187,7 +271,8 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
         active.delete(job.job_id);
         if (!stopping) scheduleFill();
       });
-    active.set(job.job_id, { done, abort });
+    entry.done = done;
+    active.set(job.job_id, entry);
     return done;
   }
 
@@ -204,6 +289,7 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
     try {
       const claimed = await jobs.claimPending(db, {
         limit: want,
+        leaseSeconds: config.leaseSeconds,
         onUnreadable: (row, outcome) =>
           log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
       });
@@ -262,6 +348,26 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
       hardStop.abort();
       for (const { abort } of active.values()) abort.abort(new Error("worker shutting down"));
       return abandoned;
+    },
+    heldRuns() {
+      return [...active.values()].map(({ job }) => ({ jobId: job.job_id, attempts: job.attempts }));
+    },
+    cancelRuns(jobIds) {
+      for (const id of jobIds) {
+        const entry = active.get(id);
+        if (!entry || entry.cancelRequested || entry.lost) continue;
+        entry.cancelRequested = true;
+        log.info({ job_id: id, cancelGraceSeconds: config.cancelGraceSeconds }, "cancel requested: stopping the run");
+        entry.stop.abort(new Error("its cancel was requested"));
+      }
+    },
+    loseRuns(jobIds) {
+      for (const id of jobIds) {
+        const entry = active.get(id);
+        if (!entry || entry.lost) continue;
+        entry.lost = true;
+        entry.stop.abort(new Error("its lease was lost"));
+      }
     },
     get inFlight() {
       return active.size;

@@ -3,12 +3,8 @@ import type { Logger } from "pino";
 import type { WorkerConfig } from "../config";
 import { logDbError } from "../db-retry";
 
-export interface Rescue {
-  /** Back to `pending`, to be run again. */
-  requeued: string[];
-  /** Out of attempts: ended `error` with a response saying why. */
-  failed: string[];
-}
+/** What one pass did (`jobs.RescueResult`): requeued, failed (out of attempts), cancelled (a cancel was requested), or skipped (another rescuer was at it). */
+export type Rescue = jobs.RescueResult;
 
 export interface Rescuer {
   /** Rescues once now, then every interval; resolves after the first pass (a failed pass is logged, not thrown). */
@@ -22,18 +18,22 @@ export interface RescuerOptions {
   db: Database;
   config: Pick<WorkerConfig, "pipelineTimeoutSeconds" | "maxAttempts" | "sweepIntervalSeconds">;
   log: Logger;
+  /** The retry policy's maxAttempts of a use case's pipeline, if it has one (before IX_MAX_ATTEMPTS). */
+  policyMaxAttempts?: (useCase: string) => number | undefined;
   /** Jobs went back to `pending`. */
   onRequeued(): void;
-  /** Jobs ended `error`: those with a callback_url have deliveries due. */
+  /** Jobs ended `error` or `cancelled`: those with a callback_url have deliveries due. */
   onFailed(): void;
 }
 
 /**
- * Recovers jobs whose worker died: a `running` row older than the orphan
- * horizon goes back to `pending`, or ends `error` once out of attempts. Any
- * worker's rescuer may take any worker's orphans.
+ * Recovers jobs whose worker died or froze: a `running` row whose lease ran
+ * out (or older than the orphan horizon) goes back to `pending`, or ends
+ * `error` once out of attempts, `cancelled` if its cancel was requested. Any
+ * worker's rescuer may take any worker's orphans; one acts at a time (the
+ * store's advisory lock), the others skip that pass.
  */
-export function createRescuer({ db, config, log, onRequeued, onFailed }: RescuerOptions): Rescuer {
+export function createRescuer({ db, config, log, policyMaxAttempts, onRequeued, onFailed }: RescuerOptions): Rescuer {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -41,11 +41,17 @@ export function createRescuer({ db, config, log, onRequeued, onFailed }: Rescuer
     const rescued = await jobs.rescueOrphans(db, {
       horizonSeconds: lifecycle.orphanHorizonSeconds(config.pipelineTimeoutSeconds),
       maxAttempts: config.maxAttempts,
+      ...(policyMaxAttempts ? { policyMaxAttempts } : {}),
       ...(now ? { now } : {}),
     });
-    if (rescued.requeued.length > 0 || rescued.failed.length > 0) log.warn(rescued, "rescued orphaned jobs");
+    // Another worker's rescuer holds the rescue lock this pass: it does the work, this one waits for its next interval.
+    if (rescued.skipped) {
+      log.debug("rescue skipped: another worker's rescuer is at it");
+      return rescued;
+    }
+    if (rescued.requeued.length > 0 || rescued.failed.length > 0 || rescued.cancelled.length > 0) log.warn(rescued, "rescued orphaned jobs");
     if (rescued.requeued.length > 0) onRequeued();
-    if (rescued.failed.length > 0) onFailed();
+    if (rescued.failed.length > 0 || rescued.cancelled.length > 0) onFailed();
     return rescued;
   }
 

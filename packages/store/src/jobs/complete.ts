@@ -3,8 +3,10 @@ import { sql } from "drizzle-orm";
 import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Executor } from "../db";
 import { isTransientDbError, sqlState } from "../errors";
-import { completionStatus, unstorableResponse } from "../lifecycle";
+import { cancelReason, completionStatus, errorEntryText, type RunOutcome, unstorableResponse } from "../lifecycle";
 import { maskQuoted } from "../log-safe-error";
+import { appendedErrors } from "./errors-list";
+import { InvalidJobInputError } from "./input";
 import { describeIssues } from "./row";
 
 export interface Completion {
@@ -12,7 +14,24 @@ export interface Completion {
   /** The `attempts` value the claimer saw: the fence. */
   attempts: number;
   response: ResponseIX;
+  /**
+   * How the run ends, as the worker decided it (`lifecycle.decideRunOutcome`).
+   * Omitted: `done` or `error` by the response (`lifecycle.completionStatus`).
+   * `cancelled` is what the worker saw; the row's own cancel request decides
+   * (a row with one ends `cancelled` whatever the outcome says).
+   */
+  outcome?: RunOutcome;
 }
+
+/** What a completion that applied did to its job. */
+export interface CompletedRun {
+  jobId: string;
+  /** `pending`: retried (due again after the outcome's delay); `cancelled`: a cancel was requested. */
+  status: "done" | "error" | "pending" | "cancelled";
+}
+
+/** The longest retry delay a completion may ask for. */
+const MAX_RETRY_DELAY_SECONDS = 365 * 86_400;
 
 /** A completion that could not be stored as given, and what became of its job. */
 export interface UnstorableCompletion {
@@ -39,12 +58,19 @@ export interface CompleteOptions {
  */
 const MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
 
-/** One row's part of the finishing statement: the fence, the status and the serialised response. */
+/**
+ * One row's part of the finishing statement: the fence, the status the run
+ * ends in unless a cancel was requested (`pending` = retried after
+ * `delaySeconds`), the serialised response, and the `errors` entry's text
+ * when the run failed.
+ */
 export interface FinishRow {
   jobId: string;
   attempts: number;
-  status: "done" | "error";
+  status: "done" | "error" | "pending";
   json: string;
+  delaySeconds?: number;
+  errorText?: string | null;
 }
 
 /** A completion ready for the statement. */
@@ -53,11 +79,32 @@ interface Row extends FinishRow {
 }
 
 /**
- * Finishes many running jobs in one fenced statement, `done` or `error` as
- * `completionStatus` decides from each response. A row changes only while it
- * is still `running` with the attempts its claimer saw, so a worker presumed
- * dead cannot overwrite the run that replaced it. A finished job with a
- * callback_url becomes due for delivery. Returns the ids that applied.
+ * `completeRuns`, answering only which completions applied: the ids.
+ */
+export async function completeMany(
+  db: Executor,
+  completions: readonly Completion[],
+  options: CompleteOptions = {},
+): Promise<string[]> {
+  return (await completeRuns(db, completions, options)).map((run) => run.jobId);
+}
+
+/**
+ * Ends many runs in one fenced statement, each as its outcome says: `done`,
+ * `error`, or `retry`, which returns the job to `pending` (due after the
+ * delay, `attempts + 1`, no callback). A failed run, final or retried, is
+ * appended to the job's `errors`. A row whose cancel was requested ends
+ * `cancelled` instead, whatever the outcome, with the run's response saying
+ * who cancelled it; since the status is chosen by the statement itself, a
+ * cancel that commits while the completion waits for the row is still seen.
+ * A row changes only while it is still `running` with the attempts its
+ * claimer saw, so a worker presumed dead cannot overwrite the run that
+ * replaced it. A job that ended (done, error, cancelled) with a callback_url
+ * becomes due for delivery. Returns what became of each completion that applied.
+ *
+ * An outcome that contradicts its response (`done` with an error, `error` or
+ * `retry` without one, a retry delay that is not a number of seconds) is a
+ * caller's bug: InvalidJobInputError, and nothing is written.
  *
  * One job's response cannot cost its neighbours theirs: a response that breaks
  * the ResponseIX contract or is not JSON is never sent, and when the database
@@ -68,12 +115,13 @@ interface Row extends FinishRow {
  * completion, and the others are stored. A transient error (the database is
  * away) is thrown as before, so the caller retries the whole batch.
  */
-export async function completeMany(
+export async function completeRuns(
   db: Executor,
   completions: readonly Completion[],
   options: CompleteOptions = {},
-): Promise<string[]> {
+): Promise<CompletedRun[]> {
   if (completions.length === 0) return [];
+  completions.forEach(assertConsistentOutcome);
   const rows: Row[] = [];
   const invalid: Array<{ completion: Completion; reason: string }> = [];
   for (const completion of completions) {
@@ -92,13 +140,29 @@ export async function completeMany(
     }
   }
   return db.transaction(async (tx) => {
-    const applied: string[] = [];
+    const applied: CompletedRun[] = [];
     for (const chunk of chunks) applied.push(...(await applySplitting(tx, chunk, options)));
     for (const { completion, reason } of invalid) {
-      if (await storeAsError(tx, completion, reason, options)) applied.push(completion.jobId);
+      const stored = await storeAsError(tx, completion, reason, options);
+      if (stored) applied.push(stored);
     }
     return applied;
   });
+}
+
+function assertConsistentOutcome(completion: Completion, index: number): void {
+  const { outcome } = completion;
+  if (outcome === undefined || outcome.kind === "cancelled") return;
+  const failed = (completion.response as { error?: unknown } | undefined)?.error != null;
+  const where = `completion ${index} (job ${completion.jobId})`;
+  if (outcome.kind === "done" && failed) throw new InvalidJobInputError(`${where}: outcome done, but its response has an error`);
+  if (outcome.kind !== "done" && !failed) throw new InvalidJobInputError(`${where}: outcome ${outcome.kind}, but its response has no error`);
+  if (outcome.kind === "retry") {
+    const delay = outcome.delaySeconds;
+    if (typeof delay !== "number" || !Number.isFinite(delay) || delay < 0 || delay > MAX_RETRY_DELAY_SECONDS) {
+      throw new InvalidJobInputError(`${where}: retry delaySeconds must be a number of seconds in [0, ${MAX_RETRY_DELAY_SECONDS}], got ${delay}`);
+    }
+  }
 }
 
 /** Validates and serialises one completion; a failure is that completion's alone. */
@@ -111,7 +175,17 @@ function prepare(completion: Completion): Row | { reason: string } {
   } catch (error) {
     return { reason: `its result is not JSON (${error instanceof Error ? error.message : String(error)})` };
   }
-  return { completion, jobId: completion.jobId, attempts: completion.attempts, status: completionStatus(parsed.data), json };
+  const { outcome } = completion;
+  const status = outcome?.kind === "retry" ? "pending" : outcome?.kind === "done" || outcome?.kind === "error" ? outcome.kind : completionStatus(parsed.data);
+  return {
+    completion,
+    jobId: completion.jobId,
+    attempts: completion.attempts,
+    status,
+    json,
+    delaySeconds: outcome?.kind === "retry" ? outcome.delaySeconds : 0,
+    errorText: parsed.data.error === null ? null : errorEntryText(parsed.data.error),
+  };
 }
 
 function chunkBySize(rows: Row[]): Row[][] {
@@ -149,37 +223,62 @@ function isRowAttributable(error: unknown): boolean {
   return false;
 }
 
+// Each row ends one of three ways; the statement decides which on the row it
+// updates, so a cancel committed while it waited for the row still counts.
+const cancelling = sql.raw("j.cancel_requested_at is not null");
+const retrying = sql.raw("(j.cancel_requested_at is null and c.status = 'pending')");
+
 /**
  * The finishing statement, fenced: every row applies or none. Also used by the
- * claim to end rows it cannot run.
+ * claim to end rows it cannot run. A cancelled run's response is the run's
+ * own with its result dropped and its error saying who cancelled it
+ * (`lifecycle.cancelledRunResponse`).
  */
-export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promise<string[]> {
-  const result = await db.execute<{ job_id: string }>(sql`
+export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promise<CompletedRun[]> {
+  const result = await db.execute<{ job_id: string; status: CompletedRun["status"] }>(sql`
     update ix_jobs as j set
-      status = c.status,
-      response = c.response,
-      finished_at = now(),
-      callback_next_attempt_at = case when j.callback_url is not null then now() end
+      status = case when ${cancelling} then 'cancelled' else c.status end,
+      response = case
+        when ${cancelling} then jsonb_set(
+          jsonb_set(c.response, '{error}', to_jsonb(case j.cancel_requested_by
+            when 'client' then ${cancelReason("client", "running")}::text
+            else ${cancelReason("operator", "running")}::text end)),
+          '{result}', 'null'::jsonb)
+        when ${retrying} then null
+        else c.response end,
+      attempts = case when ${retrying} then j.attempts + 1 else j.attempts end,
+      run_at = case when ${retrying} then now() + make_interval(secs => c.delay_seconds) else j.run_at end,
+      started_at = case when ${retrying} then null else j.started_at end,
+      finished_at = case when ${retrying} then null else now() end,
+      lease_expires_at = null,
+      errors = case
+        when not ${cancelling} and c.error_text is not null
+        then ${appendedErrors({ errors: sql.raw("j.errors"), attempt: sql.raw("j.attempts + 1"), at: sql`now()`, error: sql.raw("c.error_text") })}
+        else j.errors end,
+      callback_next_attempt_at = case when not ${retrying} and j.callback_url is not null then now() end
     from unnest(
       ${sql.param(rows.map((r) => r.jobId))}::uuid[],
       ${sql.param(rows.map((r) => r.attempts))}::int[],
       ${sql.param(rows.map((r) => r.status))}::text[],
-      ${sql.param(rows.map((r) => r.json))}::jsonb[]
-    ) as c(job_id, attempts, status, response)
+      ${sql.param(rows.map((r) => r.json))}::jsonb[],
+      ${sql.param(rows.map((r) => r.delaySeconds ?? 0))}::float8[],
+      ${sql.param(rows.map((r) => r.errorText ?? null))}::text[]
+    ) as c(job_id, attempts, status, response, delay_seconds, error_text)
     where j.job_id = c.job_id and j.status = 'running' and j.attempts = c.attempts
-    returning j.job_id`);
-  return result.rows.map((r) => r.job_id);
+    returning j.job_id, j.status`);
+  return result.rows.map((r) => ({ jobId: r.job_id, status: r.status }));
 }
 
 /** Applies `rows` in a savepoint; when the database refuses them for a row's sake, halves and tries again. */
-async function applySplitting(tx: Executor, rows: readonly Row[], options: CompleteOptions): Promise<string[]> {
+async function applySplitting(tx: Executor, rows: readonly Row[], options: CompleteOptions): Promise<CompletedRun[]> {
   try {
     return await tx.transaction((sp) => applyRows(sp, rows));
   } catch (error) {
     if (!isRowAttributable(error)) throw error;
     const [only] = rows;
     if (rows.length === 1 && only) {
-      return (await storeAsError(tx, only.completion, databaseReason(error), options)) ? [only.completion.jobId] : [];
+      const stored = await storeAsError(tx, only.completion, databaseReason(error), options);
+      return stored ? [stored] : [];
     }
     const half = Math.ceil(rows.length / 2);
     return [...(await applySplitting(tx, rows.slice(0, half), options)), ...(await applySplitting(tx, rows.slice(half), options))];
@@ -199,10 +298,11 @@ function databaseReason(error: unknown): string {
 
 /**
  * Ends one job `error` with a response saying why its own could not be
- * stored, fenced like any completion. The identity comes from the row, so it
- * does not matter how broken the refused response was. Returns whether it applied.
+ * stored, fenced like any completion (and `cancelled` instead when a cancel
+ * was requested). The identity comes from the row, so it does not matter how
+ * broken the refused response was. Returns what it did, or null when it did not apply.
  */
-async function storeAsError(tx: Executor, completion: Completion, reason: string, options: CompleteOptions): Promise<boolean> {
+async function storeAsError(tx: Executor, completion: Completion, reason: string, options: CompleteOptions): Promise<CompletedRun | null> {
   const report = (storedAsError: boolean) => options.onUnstorable?.({ jobId: completion.jobId, reason, storedAsError });
   const found = await tx.execute<{
     client_id: string;
@@ -219,7 +319,7 @@ async function storeAsError(tx: Executor, completion: Completion, reason: string
   const row = found.rows[0];
   if (!row) {
     report(false); // no longer this run's: fenced out, as its real response would have been
-    return false;
+    return null;
   }
   const given = ResponseMetadata.safeParse((completion.response as { metadata?: unknown } | undefined)?.metadata);
   const startedAt = new Date(given.success ? given.data.started_at : row.started_ms);
@@ -237,14 +337,22 @@ async function storeAsError(tx: Executor, completion: Completion, reason: string
   );
   try {
     const parsed = ResponseIX.parse(response);
-    const applied = await tx.transaction((sp) =>
-      applyRows(sp, [{ jobId: completion.jobId, attempts: completion.attempts, status: "error", json: JSON.stringify(parsed) }]),
+    const [applied] = await tx.transaction((sp) =>
+      applyRows(sp, [
+        {
+          jobId: completion.jobId,
+          attempts: completion.attempts,
+          status: "error",
+          json: JSON.stringify(parsed),
+          errorText: errorEntryText(parsed.error ?? reason),
+        },
+      ]),
     );
-    report(applied.length === 1);
-    return applied.length === 1;
+    report(applied !== undefined);
+    return applied ?? null;
   } catch (error) {
     if (isTransientDbError(error)) throw error;
     report(false);
-    return false;
+    return null;
   }
 }

@@ -9,8 +9,16 @@ export {
   type ClaimDueCallbacksParams,
   type HostHealthResult,
 } from "./callbacks";
+export { CANCEL_CHANNEL, cancel, type CancelParams, type CancelResult } from "./cancel";
 export { claimPending, claimPendingStatement, type ClaimParams } from "./claim";
-export { completeMany, type CompleteOptions, type Completion, type UnstorableCompletion } from "./complete";
+export {
+  completeMany,
+  completeRuns,
+  type CompletedRun,
+  type CompleteOptions,
+  type Completion,
+  type UnstorableCompletion,
+} from "./complete";
 export { assertValidSubmissions, InvalidJobInputError } from "./input";
 export {
   ConflictingRowGoneError,
@@ -24,5 +32,7 @@ export {
 } from "./insert";
 export { pruneTerminal } from "./prune";
 export { get, getByCorrelation, InvalidCursorError, listJobs, type ReadOptions } from "./read";
+export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease";
 export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue";
-export { type OnUnreadableRow, readJobRow, toJob, type UnreadableRow } from "./row";
+export { retry, type RetryParams, type RetryResult } from "./retry";
+export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, type UnreadableRow } from "./row";

@@ -1,4 +1,4 @@
-import { CallbackUrl, RequestIX } from "@ix/contracts";
+import { CallbackUrl, Priority, RequestIX, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
 import { describeIssues } from "./row";
 
 /**
@@ -19,12 +19,23 @@ export class InvalidJobInputError extends Error {
  * read, claim and delivery would have to step around. Throws for the first
  * bad item; nothing has been written then.
  */
-export function assertValidSubmissions(items: ReadonlyArray<{ request: unknown; callbackUrl?: unknown }>): void {
-  items.forEach(({ request, callbackUrl }, index) => {
+export function assertValidSubmissions(
+  items: ReadonlyArray<{ request: unknown; callbackUrl?: unknown; priority?: unknown; runAt?: unknown; maxAttempts?: unknown }>,
+): void {
+  items.forEach(({ request, callbackUrl, priority, runAt, maxAttempts }, index) => {
     const where = items.length === 1 ? "" : ` (item ${index})`;
     const parsed = RequestIX.safeParse(request);
     if (!parsed.success) throw new InvalidJobInputError(`invalid request${where}: ${describeIssues(parsed.error)}`);
     const url = CallbackUrl.nullable().optional().safeParse(callbackUrl);
     if (!url.success) throw new InvalidJobInputError(`invalid callbackUrl${where}: ${describeIssues(url.error)}`);
+    const order = Priority.nullable().optional().safeParse(priority);
+    if (!order.success) throw new InvalidJobInputError(`invalid priority${where}: ${describeIssues(order.error)}`);
+    const runs = SubmittedMaxAttempts.nullable().optional().safeParse(maxAttempts);
+    if (!runs.success) throw new InvalidJobInputError(`invalid maxAttempts${where}: ${describeIssues(runs.error)}`);
+    if (runAt !== undefined && runAt !== null) {
+      const instant = runAt instanceof Date ? (Number.isNaN(runAt.getTime()) ? "Invalid Date" : runAt.toISOString()) : runAt;
+      const due = RunAt.safeParse(instant);
+      if (!due.success) throw new InvalidJobInputError(`invalid runAt${where}: ${describeIssues(due.error)}`);
+    }
   });
 }

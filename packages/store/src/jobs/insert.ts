@@ -4,7 +4,7 @@ import { getTableColumns, is, sql, SQL } from "drizzle-orm";
 import type { Executor } from "../db";
 import { ixJobs } from "../schema";
 import { assertValidSubmissions } from "./input";
-import { toJob } from "./row";
+import { type SubmittedSchedule, submittedSchedule, toJob } from "./row";
 
 /** LISTEN on this channel to be woken when a job becomes pending. */
 export const PENDING_CHANNEL = "ix_jobs_pending";
@@ -17,12 +17,20 @@ export function newIxId(): string {
 export interface InsertPendingParams {
   request: RequestIX;
   callbackUrl?: string | null;
+  /** -100…100, higher first; default 0. */
+  priority?: number;
+  /** Not claimed before this instant (a Date or an ISO-8601 instant); default now. */
+  runAt?: Date | string | null;
+  /** 1…25 runs; default null: the pipeline's retry policy, else the worker's IX_MAX_ATTEMPTS. */
+  maxAttempts?: number | null;
 }
 
 export interface InsertPendingResult {
   job: Job;
   /** false: a job with this `(client_id, request_id)` existed (or came earlier in the batch) and is returned unchanged. */
   created: boolean;
+  /** The job's scheduling fields as its first submission gave them, for comparing a resubmission. */
+  submitted: SubmittedSchedule;
 }
 
 /**
@@ -65,12 +73,24 @@ function insertSelection(given: Partial<Record<InsertColumn, SQL>>): Record<Inse
   return selection;
 }
 
+/** A submitted value, or the column's schema default where the submission has none. */
+function orDefault(key: "priority" | "runAt", value: SQL): SQL {
+  const column = jobColumns[key];
+  const fallback = is(column.default, SQL) ? column.default : sql.raw(literal(column.default));
+  return sql`coalesce(${value}, ${fallback})`;
+}
+
 const INSERT_SELECTION = insertSelection({
   ixId: sql`v.ix_id`,
   clientId: sql`v.client_id`,
   requestId: sql`v.request_id`,
   request: sql`v.request`,
   callbackUrl: sql`v.callback_url`,
+  priority: orDefault("priority", sql`v.priority`),
+  runAt: orDefault("runAt", sql`v.run_at`),
+  maxAttempts: sql`v.max_attempts`,
+  submittedRunAt: sql`v.run_at`,
+  submittedMaxAttempts: sql`v.max_attempts`,
 });
 
 /** A schema default as SQL text, so defaults add no parameters to the statement. */
@@ -96,8 +116,11 @@ function prepareInsert(db: Executor) {
       ${sql.placeholder("clientIds")}::text[],
       ${sql.placeholder("requestIds")}::text[],
       ${sql.placeholder("requests")}::jsonb[],
-      ${sql.placeholder("callbackUrls")}::text[]
-    ) with ordinality as v(ix_id, client_id, request_id, request, callback_url, n)`;
+      ${sql.placeholder("callbackUrls")}::text[],
+      ${sql.placeholder("priorities")}::int[],
+      ${sql.placeholder("runAts")}::timestamptz[],
+      ${sql.placeholder("maxAttempts")}::int[]
+    ) with ordinality as v(ix_id, client_id, request_id, request, callback_url, priority, run_at, max_attempts, n)`;
   return db
     .insert(ixJobs)
     .select((qb) => qb.select(INSERT_SELECTION).from(batch).orderBy(sql`v.n`))
@@ -134,7 +157,16 @@ export class ConflictingRowGoneError extends Error {
 /** Inserts of a key whose conflicting row vanished before its re-read; each round is one insert statement. */
 const MAX_ROUNDS = 3;
 
-type Value = { ixId: string; clientId: string; requestId: string; request: RequestIX; callbackUrl: string | null };
+type Value = {
+  ixId: string;
+  clientId: string;
+  requestId: string;
+  request: RequestIX;
+  callbackUrl: string | null;
+  priority: number | null;
+  runAtIso: string | null;
+  maxAttempts: number | null;
+};
 
 /**
  * `insertPending` for many submissions: one insert statement per batch
@@ -178,11 +210,12 @@ export async function insertPendingManySettled(
   // uncommitted row of the same key waits for it, so two batches inserting
   // overlapping keys in different orders could deadlock. In one order they cannot.
   firsts.sort((a, b) => compareKeys(a.request, b.request));
-  const values: Value[] = firsts.map(({ request, callbackUrl = null }) => {
+  const values: Value[] = firsts.map(({ request, callbackUrl = null, priority = null, runAt = null, maxAttempts = null }) => {
     const ixId = newIxId();
     // A client's own ix_id is ignored: ix assigns it.
     const stored: RequestIX = { ...request, ix_id: ixId };
-    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl };
+    const runAtIso = runAt === null ? null : new Date(runAt).toISOString();
+    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl, priority, runAtIso, maxAttempts };
   });
 
   const settled = new Map<string, PromiseSettledResult<InsertPendingResult>>();
@@ -204,6 +237,9 @@ export async function insertPendingManySettled(
         requestIds: pending.map((v) => v.requestId),
         requests: pending.map((v) => JSON.stringify(v.request)),
         callbackUrls: pending.map((v) => v.callbackUrl),
+        priorities: pending.map((v) => v.priority),
+        runAts: pending.map((v) => v.runAtIso),
+        maxAttempts: pending.map((v) => v.maxAttempts),
       });
     } catch (error) {
       // One statement: it stored none of these rows.
@@ -211,7 +247,7 @@ export async function insertPendingManySettled(
       break;
     }
     for (const { notified: _, ...row } of inserted) {
-      settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: true } });
+      settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: true, submitted: submittedSchedule(row) } });
     }
     const conflicted = pending.filter((v) => !settled.has(keyOf(v)));
     if (conflicted.length === 0) break;
@@ -225,7 +261,7 @@ export async function insertPendingManySettled(
           sql`(${ixJobs.clientId}, ${ixJobs.requestId}) in (select * from unnest(${sql.param(conflicted.map((v) => v.clientId))}::text[], ${sql.param(conflicted.map((v) => v.requestId))}::text[]))`,
         );
       for (const row of existing) {
-        settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: false } });
+        settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: false, submitted: submittedSchedule(row) } });
       }
     } catch (error) {
       fail(conflicted, error);
@@ -238,7 +274,7 @@ export async function insertPendingManySettled(
     const result = settled.get(key);
     if (!result) throw new Error(`insertPendingManySettled left ${key} unsettled`);
     if (firstOfKey.get(key) === index || result.status === "rejected") return result;
-    return { status: "fulfilled", value: { job: result.value.job, created: false } };
+    return { status: "fulfilled", value: { ...result.value, created: false } };
   });
 }
 

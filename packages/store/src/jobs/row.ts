@@ -67,6 +67,28 @@ function jobFields(row: JobRow) {
     created_at: row.createdAt.toISOString(),
     started_at: iso(row.startedAt),
     finished_at: iso(row.finishedAt),
+    priority: row.priority,
+    run_at: row.runAt.toISOString(),
+    max_attempts: row.maxAttempts,
+    errors: row.errors,
+    cancel_requested_at: iso(row.cancelRequestedAt),
   };
+}
+
+/**
+ * The scheduling fields as the job's first submission gave them: what a
+ * resubmission must repeat to count as the same request. The row's own
+ * `run_at` and `max_attempts` move on (retries, manual retries); these do not.
+ */
+export interface SubmittedSchedule {
+  priority: number;
+  /** null: not given (the job was due at once). */
+  runAt: Date | null;
+  /** null: not given (the policy decides). */
+  maxAttempts: number | null;
+}
+
+export function submittedSchedule(row: Pick<JobRow, "priority" | "submittedRunAt" | "submittedMaxAttempts">): SubmittedSchedule {
+  return { priority: row.priority, runAt: row.submittedRunAt, maxAttempts: row.submittedMaxAttempts };
 }
 
