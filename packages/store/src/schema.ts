@@ -10,7 +10,7 @@ import {
   TERMINAL_JOB_STATUSES,
 } from "@ix/contracts";
 import { sql } from "drizzle-orm";
-import { check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { CANCEL_REQUESTERS } from "./lifecycle";
 
 /** `('a', 'b')`: a list of statuses as SQL literals, for the CHECK constraints (the values are code constants). */
@@ -62,14 +62,28 @@ export const ixJobs = pgTable(
     // resubmission: run_at moves with retries and a manual retry raises max_attempts.
     submittedRunAt: timestamp("submitted_run_at", { withTimezone: true, precision: 6 }),
     submittedMaxAttempts: integer("submitted_max_attempts"),
+    // Scheduling (docs/ARCHITECTURE.md, "Scheduling"). The request's use_case, copied out of the JSON so the
+    // claim can route on an index; and the job's place in its client's turn order (jobs/fair-share.ts).
+    useCase: text("use_case").notNull(),
+    fairTag: bigint("fair_tag", { mode: "number" }).notNull().default(0),
   },
   (t) => [
     uniqueIndex("ix_jobs_correlation_key").on(t.clientId, t.requestId),
-    // Serves the claim: only pending rows, by when they are due, so the index
-    // stays small however many terminal rows the table holds.
-    index("ix_jobs_pending_idx").on(t.runAt, t.jobId).where(sql`${t.status} = 'pending'`),
+    // Serves the claim: only pending rows, per use_case in claim order (priority, then turn), so the
+    // index stays small however many terminal rows the table holds; run_at is checked in the index.
+    index("ix_jobs_claim_idx")
+      .on(t.useCase, t.priority.desc(), t.fairTag, t.runAt)
+      .where(sql`${t.status} = 'pending'`),
+    // Serves the turn assignment at insert: a client's last place in each queue.
+    index("ix_jobs_client_queue_idx")
+      .on(t.clientId, t.useCase, t.priority, t.fairTag)
+      .where(sql`${t.status} = 'pending'`),
     // Serves the rescue: running rows by when their lease runs out.
     index("ix_jobs_running_idx").on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
+    // Serves the per-use_case concurrency cap (running rows of a use_case) and the queue's current turn.
+    index("ix_jobs_running_queue_idx")
+      .on(t.useCase, t.priority, t.fairTag)
+      .where(sql`${t.status} = 'running'`),
     // Serves callback delivery: due deliveries only.
     index("ix_jobs_callback_due_idx")
       .on(t.callbackNextAttemptAt)
@@ -112,6 +126,33 @@ export const ixJobs = pgTable(
 );
 
 export type JobRow = typeof ixJobs.$inferSelect;
+
+/**
+ * The worker registry: one row per worker process since it started, refreshed
+ * with its lease renewals. Routing reads it (which use_cases some worker has
+ * served lately, so the API can refuse a use_case nobody runs) and operators
+ * read it to see who is alive.
+ */
+export const ixWorkers = pgTable(
+  "ix_workers",
+  {
+    id: uuid("id").primaryKey(),
+    host: text("host").notNull(),
+    pid: integer("pid").notNull(),
+    /** The use_cases this worker claims (its pipelines, narrowed by IX_WORKER_USE_CASES). */
+    useCases: text("use_cases").array().notNull(),
+    concurrency: integer("concurrency").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (t) => [
+    index("ix_workers_last_seen_idx").on(t.lastSeenAt),
+    check("ix_workers_concurrency_positive", sql`${t.concurrency} >= 1`),
+    check("ix_workers_pid_positive", sql`${t.pid} >= 1`),
+  ],
+);
+
+export type WorkerRow = typeof ixWorkers.$inferSelect;
 
 /**
  * Callback receivers that keep failing, by host (`host[:port]` of the callback

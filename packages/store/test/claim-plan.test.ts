@@ -2,18 +2,43 @@ import { describe, expect } from "vitest";
 import { jobs, sql } from "../src";
 import { test } from "./fixtures";
 
+type ClaimParams = Parameters<typeof jobs.claimPendingStatement>[1];
+
 describe("the claim statement", () => {
-  test("the claim statement fetches the locked rows by primary key, not by scanning the table", async ({ database: { db } }) => {
-    // Enough rows that a whole-table scan is a real cost: `in (subquery)` hash-joined against one here.
-    await db.execute(sql`
-      insert into ix_jobs (ix_id, client_id, request_id, request)
-      select lpad(to_hex(g), 16, '0'), 'scan', 'r' || g, '{}'::jsonb from generate_series(1, 20000) as g`);
+  // Enough rows that a whole-table scan is a real cost: `in (subquery)` hash-joined against one here.
+  // Two use_cases, 200 clients, three priorities, turns and due times spread, and finished rows beside them.
+  const fill = sql`
+    insert into ix_jobs (ix_id, client_id, request_id, request, use_case, priority, fair_tag, run_at, status, started_at, finished_at, response)
+    select lpad(to_hex(g), 16, '0'), 'c' || (g % 200), 'r' || g, '{}'::jsonb,
+           case when g % 3 = 0 then 'ocr' else 'llm' end, (g % 3) * 10 - 10, g / 200,
+           now() + (case when g % 7 = 0 then interval '1 hour' else interval '0' end),
+           case when g % 2 = 0 then 'done' else 'pending' end,
+           case when g % 2 = 0 then now() end, case when g % 2 = 0 then now() end, case when g % 2 = 0 then '{}'::jsonb end
+    from generate_series(1, 40000) as g`;
+
+  async function plan(db: Parameters<typeof jobs.claimPendingStatement>[0], params: ClaimParams): Promise<string> {
+    const { sql: text, params: values } = jobs.claimPendingStatement(db, params).toSQL();
+    const { rows } = await (db as { $client: { query: <R>(t: string, v: unknown[]) => Promise<{ rows: R[] }> } }).$client.query<{
+      "QUERY PLAN": string;
+    }>(`explain ${text}`, values);
+    return rows.map((r) => r["QUERY PLAN"]).join("\n");
+  }
+
+  test("with routing, priority, turns, run_at and a cap, the claim reads the claim index and fetches rows by primary key", async ({
+    database: { db },
+  }) => {
+    await db.execute(fill);
     await db.execute(sql`analyze ix_jobs`);
-    const { sql: text, params } = jobs.claimPendingStatement(db, { limit: 500 }).toSQL();
-    const { rows } = await db.$client.query<{ "QUERY PLAN": string }>(`explain ${text}`, params);
-    const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
-    expect(plan).toContain("ix_jobs_pending_idx");
-    expect(plan).toContain("ix_jobs_pkey");
-    expect(plan).not.toMatch(/Seq Scan/);
+    for (const params of [
+      { limit: 500, useCases: ["ocr", "llm"], useCaseConcurrency: { ocr: 4 } },
+      { limit: 8, useCases: ["llm"] },
+      { limit: 8 }, // every use_case: found by skipping through the index
+    ] satisfies ClaimParams[]) {
+      const text = await plan(db, params);
+      expect(text, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
+      expect(text, JSON.stringify(params)).toContain("ix_jobs_pkey");
+      expect(text, JSON.stringify(params)).not.toMatch(/Seq Scan/);
+      if (params.useCaseConcurrency) expect(text).toContain("ix_jobs_running_queue_idx");
+    }
   });
 });

@@ -85,7 +85,7 @@ describe("submission fields", () => {
 });
 
 describe("claim: due times and leases", () => {
-  test("a job is not claimed before its run_at; due jobs come earliest due first", async ({ database: { db } }) => {
+  test("a job is not claimed before its run_at; due jobs of one client come in submission order", async ({ database: { db } }) => {
     const start = await databaseNow(db);
     const inAMinute = new Date(start.getTime() + 60_000);
     const future = (await jobs.insertPending(db, { request: request(), runAt: inAMinute })).job;
@@ -93,7 +93,8 @@ describe("claim: due times and leases", () => {
     const overdue = (await jobs.insertPending(db, { request: request(), runAt: new Date(start.getTime() - 60_000) })).job;
     const now = await databaseNow(db);
 
-    expect((await jobs.claimPending(db, { limit: 10, now })).map((j) => j.job_id)).toEqual([overdue.job_id, due.job_id]);
+    // A run_at in the past does not put a job ahead of its client's earlier submissions.
+    expect((await jobs.claimPending(db, { limit: 10, now })).map((j) => j.job_id)).toEqual([due.job_id, overdue.job_id]);
     expect(await jobs.claimPending(db, { limit: 10, now: new Date(inAMinute.getTime() - 1) })).toEqual([]);
     expect((await jobs.claimPending(db, { limit: 10, now: inAMinute })).map((j) => j.job_id)).toEqual([future.job_id]);
   });

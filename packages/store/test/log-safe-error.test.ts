@@ -11,8 +11,8 @@ describe("logSafeError", () => {
     database: { db },
   }) => {
     const error = await db
-      .execute(sql`insert into ix_jobs (ix_id, client_id, request_id, request, callback_url)
-        values (${"not-hex"}, ${"alice"}, ${"r1"}, ${JSON.stringify({ texts: [TEXT] })}::jsonb, ${`https://h.example/cb?${SECRET}`})`)
+      .execute(sql`insert into ix_jobs (ix_id, client_id, request_id, request, callback_url, use_case)
+        values (${"not-hex"}, ${"alice"}, ${"r1"}, ${JSON.stringify({ texts: [TEXT] })}::jsonb, ${`https://h.example/cb?${SECRET}`}, 'x')`)
       .then(
         () => null,
         (e: unknown) => e,

@@ -62,8 +62,8 @@ describe("CHECK constraints", () => {
 
   test("reject a second row for the same (client_id, request_id) even without ON CONFLICT", async ({ database: { db } }) => {
     const insert = (ixId: string) =>
-      db.execute(sql`insert into ix_jobs (ix_id, client_id, request_id, request)
-                     values (${ixId}, 'c', 'same', ${validRequest("same")}::jsonb)`);
+      db.execute(sql`insert into ix_jobs (ix_id, client_id, request_id, request, use_case)
+                     values (${ixId}, 'c', 'same', ${validRequest("same")}::jsonb, 'x')`);
     await insert("0000000000000001");
     expect(sqlState(await insert("0000000000000002").catch((e: unknown) => e))).toBe("23505");
   });
@@ -164,7 +164,7 @@ describe("migrations", () => {
         sql`select request_id, status, attempts, created_at::text as created from ix_jobs order by request_id`,
       );
 
-      expect(await migrateUp(db)).toEqual(["0002_job_control"]);
+      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling"]);
       const moved = await db.execute<{
         request_id: string;
         status: string;
@@ -185,6 +185,17 @@ describe("migrations", () => {
         expect(row, row.request_id).toMatchObject({ due_when_created: true, priority: 0, max_attempts: null, errors: [], cancel_requested_at: null });
         expect(row.lease_after_start, row.request_id).toBe(row.status === "running" ? "00:02:00" : null);
       }
+      // 0003 copies each use_case out of its request; the pending one takes the first turn in its queue.
+      const queued = await db.execute<{ request_id: string; use_case: string; fair_tag: string }>(
+        sql`select request_id, use_case, fair_tag::text from ix_jobs order by request_id`,
+      );
+      expect(queued.rows.map((r) => [r.request_id, r.use_case, r.fair_tag])).toEqual([
+        ["r1", "extract_fields", "1"],
+        ["r2", "extract_fields", "0"],
+        ["r3", "extract_fields", "0"],
+        ["r4", "extract_fields", "0"],
+        ["r5", "extract_fields", "0"],
+      ]);
       const ids = (await db.execute<{ job_id: string; request_id: string }>(sql`select job_id, request_id from ix_jobs`)).rows;
       const id = Object.fromEntries(ids.map((r) => [r.request_id, r.job_id])) as Record<string, string>;
       for (const { job_id } of ids) expect(await jobs.get(db, job_id), job_id).not.toBeNull(); // every row is a valid v2 Job
@@ -213,7 +224,7 @@ describe("migrations", () => {
         maxAttempts: 4,
       });
 
-      expect(await migrateDown(db, { steps: 1 })).toEqual(["0002_job_control"]);
+      expect(await migrateDown(db, { steps: 2 })).toEqual(["0003_scheduling", "0002_job_control"]);
       expect(await shapeNow()).toEqual(v1Shape);
       const after = await db.execute<{ job_id: string; status: string; error: string | null }>(
         sql`select job_id, status, response->>'error' as error from ix_jobs`,
@@ -227,7 +238,7 @@ describe("migrations", () => {
       expect(sqlState(refused)).toBe("23514");
 
       // And up once more: every row is a valid Job again.
-      expect(await migrateUp(db)).toEqual(["0002_job_control"]);
+      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling"]);
       for (const { job_id } of after.rows) expect(await jobs.get(db, job_id), job_id).not.toBeNull();
     } finally {
       await db.close();
@@ -250,7 +261,7 @@ describe("migrations", () => {
   });
 
   test("after up, drizzle-kit finds no difference between the schema and the database", async ({ database: { db } }) => {
-    const { statementsToExecute } = await pushSchema(schema, db as never, ["public"], ["ix_jobs", "ix_callback_hosts"]);
+    const { statementsToExecute } = await pushSchema(schema, db as never, ["public"], ["ix_jobs", "ix_callback_hosts", "ix_workers"]);
     expect(statementsToExecute).toEqual([]);
   });
 

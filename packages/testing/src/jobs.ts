@@ -38,6 +38,8 @@ export interface JobFixture {
   priority?: number;
   /** Default createdAt (as a submission without run_at leaves it). */
   runAt?: Date;
+  /** The job's turn in its queue (fair share); default 0, so factory jobs of one queue go by run_at. */
+  fairTag?: number;
   /** Default null (the policy decides); sets the submitted max_attempts too. */
   maxAttempts?: number | null;
   /** Default []. */
@@ -123,6 +125,8 @@ export async function insertJob(db: Executor, fixture: JobFixture = {}): Promise
       startedAt,
       finishedAt,
       priority: fixture.priority ?? 0,
+      useCase: request.use_case,
+      fairTag: fixture.fairTag ?? 0,
       runAt: fixture.runAt ?? fixture.createdAt ?? now,
       maxAttempts: fixture.maxAttempts ?? null,
       submittedMaxAttempts: fixture.maxAttempts ?? null,

@@ -1,5 +1,5 @@
 import { type Job, ResponseIX } from "@ix/contracts";
-import { and, asc, eq, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db";
 import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle";
 import { ixJobs, type JobRow } from "../schema";
@@ -14,28 +14,60 @@ export interface ClaimParams {
    * Default `lifecycle.DEFAULT_LEASE_SECONDS`.
    */
   leaseSeconds?: number;
+  /**
+   * The use_cases this claimer runs: only their jobs are claimed. Absent: every
+   * use_case that has pending jobs (tools and tests; a worker names its own).
+   */
+  useCases?: readonly string[];
+  /**
+   * Caps on running jobs per use_case across all claimers (IX_USE_CASE_CONCURRENCY),
+   * e.g. `{ ocr: 4 }`. Every claimer must be given the same caps.
+   */
+  useCaseConcurrency?: Readonly<Record<string, number>>;
   /** Told of each claimed row that is not a valid Job; the claim ends it `error` instead of returning it. */
   onUnreadable?: OnUnreadableRow;
   /** The instant that counts as now (which jobs are due, started_at, the lease); default the database's now(). */
   now?: Date;
 }
 
+/** Namespace of the per-use_case advisory locks that serialise claimers of one capped use_case. */
+const CAP_LOCK_CLASS = 0x1c_ca9;
+
 /**
- * Claims up to `limit` of the pending jobs that are due (`run_at <= now`),
- * earliest due first, in one statement: the rows are locked with FOR UPDATE
- * SKIP LOCKED, so concurrent claimers never get the same row and never wait on
- * each other, then set running with a lease of `leaseSeconds`. Returns them in
- * the order they were due.
+ * Claims up to `limit` due pending jobs (`run_at <= now`) of the claimer's
+ * use_cases, in claim order (docs/ARCHITECTURE.md, "Scheduling"): highest
+ * priority first; within a priority, by turn (jobs/fair-share.ts), so clients
+ * alternate and each client's jobs go oldest first; across the claimer's
+ * use_cases, queue heads alternate. One statement: each use_case's queue is
+ * read from its own index range with FOR UPDATE SKIP LOCKED, so concurrent
+ * claimers never get the same row and never wait on each other, and the chosen
+ * rows are set running with a lease of `leaseSeconds`.
+ *
+ * A use_case with a concurrency cap is claimed under a transaction-scoped
+ * advisory lock of that use_case alone, taken in a statement before the claim:
+ * the claim's snapshot then sees every committed run of that use_case, so
+ * claimers of one capped use_case cannot both take its last slot, while
+ * claimers of other use_cases never wait.
  *
  * The claim commits durably: a claim a server crash forgot would let a second
  * worker run the job while the first run's completion still passes the fence
  * (BENCHMARKS.md records the faster non-durable variant that was reverted).
  */
 export async function claimPending(db: Executor, params: ClaimParams): Promise<Job[]> {
-  const rows = await claimPendingStatement(db, params);
+  const capped = cappedUseCases(params);
+  const rows =
+    capped.length === 0
+      ? await claimPendingStatement(db, params)
+      : await db.transaction(async (tx) => {
+          // One lock per capped use_case, in one order, so two claimers of overlapping sets cannot deadlock.
+          await tx.execute(
+            sql`select pg_advisory_xact_lock(${CAP_LOCK_CLASS}, hashtext(u)) from unnest(${sql.param(capped)}::text[]) as u order by u`,
+          );
+          return claimPendingStatement(tx, params);
+        });
   const claimed: Job[] = [];
   const unreadable: Array<{ row: JobRow; unreadable: UnreadableRow }> = [];
-  for (const row of rows.sort(byDue)) {
+  for (const row of rows.sort(byClaimOrder)) {
     const read = readJobRow(row);
     if (read.ok) claimed.push(read.job);
     else unreadable.push({ row, unreadable: read.unreadable });
@@ -88,33 +120,77 @@ async function endUnrunnable(
   for (const { unreadable } of rows) onUnreadable?.(unreadable, ended.has(unreadable.jobId) ? "ended error" : "left running");
 }
 
+/** The capped use_cases this claim may take jobs of, sorted. */
+function cappedUseCases({ useCases, useCaseConcurrency = {} }: ClaimParams): string[] {
+  const capped = Object.keys(useCaseConcurrency);
+  return (useCases === undefined ? capped : capped.filter((name) => useCases.includes(name))).sort();
+}
+
 /**
  * The claim statement itself, unexecuted, so the benchmark and the plan test
  * can EXPLAIN exactly what `claimPending` runs: `.toSQL()` gives its text and
- * parameters.
+ * parameters. A capped use_case's room is counted here, so this statement must
+ * run after its lock (claimPending does that).
  */
-export function claimPendingStatement(db: Executor, { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, now }: ClaimParams) {
+export function claimPendingStatement(
+  db: Executor,
+  { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, useCases, useCaseConcurrency = {}, now }: ClaimParams,
+) {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`claim limit must be a positive integer, got ${limit}`);
   assertLeaseSeconds(leaseSeconds);
+  for (const [name, cap] of Object.entries(useCaseConcurrency)) {
+    if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`concurrency cap of use_case "${name}" must be a positive integer, got ${cap}`);
+  }
   const at = clock(now);
+  // The claimer's queues: the use_cases it names, or every use_case with pending jobs, found by skipping
+  // through the claim index one use_case at a time.
+  const names =
+    useCases === undefined
+      ? sql`(with recursive uc(use_case) as (
+            (select use_case from ix_jobs where status = 'pending' order by use_case limit 1)
+            union all
+            select (select n.use_case from ix_jobs as n where n.status = 'pending' and n.use_case > uc.use_case order by n.use_case limit 1)
+            from uc where uc.use_case is not null)
+          select use_case from uc where use_case is not null)`
+      : sql`(select unnest(${sql.param([...new Set(useCases)])}::text[]) as use_case)`;
+  const caps = Object.entries(useCaseConcurrency);
+  // How many jobs each queue may start: the claim's limit, or what its cap leaves.
+  const queues = sql`(select names.use_case, case when caps.cap is null then ${limit}
+        else greatest(caps.cap - (select count(*) from ix_jobs as r where r.status = 'running' and r.use_case = names.use_case), 0)::int
+      end as room
+    from ${names} as names
+    left join unnest(${sql.param(caps.map(([name]) => name))}::text[], ${sql.param(caps.map(([, cap]) => cap))}::int[]) as caps(use_case, cap)
+      using (use_case))`;
   const next = db
-    .select({ jobId: ixJobs.jobId })
+    .select({ jobId: ixJobs.jobId, priority: ixJobs.priority, useCase: ixJobs.useCase, fairTag: ixJobs.fairTag })
     .from(ixJobs)
-    .where(and(eq(ixJobs.status, "pending"), lte(ixJobs.runAt, at)))
-    .orderBy(asc(ixJobs.runAt), asc(ixJobs.jobId))
+    .where(and(eq(ixJobs.status, "pending"), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
+    .orderBy(desc(ixJobs.priority), asc(ixJobs.fairTag))
     .limit(limit)
     .for("update", { skipLocked: true });
+  const chosen = sql`select job_id from (
+      select p.job_id, p.priority, p.fair_tag, q.room,
+        row_number() over (partition by p.use_case order by p.priority desc, p.fair_tag) as in_queue,
+        row_number() over (partition by p.use_case, p.priority order by p.fair_tag) as at_priority
+      from ${queues} as q cross join lateral (${next}) as p
+      where q.room > 0) as picked
+    where in_queue <= room
+    order by priority desc, at_priority, fair_tag
+    limit ${limit}`;
   return db
     .update(ixJobs)
     .set({ status: "running", startedAt: at, leaseExpiresAt: sql`${at} + make_interval(secs => ${leaseSeconds}::float8)` })
     // `= any(array(…))` runs the locking subquery once and then fetches each row
     // by primary key; `in (subquery)` can be planned as a scan of the whole
     // table, whose cost grows with the finished rows (BENCHMARKS.md, test/claim-plan.test.ts).
-    .where(sql`${ixJobs.jobId} = any(array(${next}))`)
+    .where(sql`${ixJobs.jobId} = any(array(${chosen}))`)
     .returning();
 }
 
-function byDue(a: JobRow, b: JobRow): number {
-  const byTime = a.runAt.getTime() - b.runAt.getTime();
-  return byTime !== 0 ? byTime : a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0;
+/** Claim order, for the caller: priority, then turn. */
+function byClaimOrder(a: JobRow, b: JobRow): number {
+  if (a.priority !== b.priority) return b.priority - a.priority;
+  if (a.fairTag !== b.fairTag) return a.fairTag - b.fairTag;
+  if (a.runAt.getTime() !== b.runAt.getTime()) return a.runAt.getTime() - b.runAt.getTime();
+  return a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0;
 }

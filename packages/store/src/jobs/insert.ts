@@ -3,6 +3,7 @@ import type { Job, RequestIX } from "@ix/contracts";
 import { getTableColumns, is, sql, SQL } from "drizzle-orm";
 import type { Executor } from "../db";
 import { ixJobs } from "../schema";
+import { withTurns } from "./fair-share";
 import { assertValidSubmissions } from "./input";
 import { type SubmittedSchedule, submittedSchedule, toJob } from "./row";
 
@@ -86,11 +87,13 @@ const INSERT_SELECTION = insertSelection({
   requestId: sql`v.request_id`,
   request: sql`v.request`,
   callbackUrl: sql`v.callback_url`,
-  priority: orDefault("priority", sql`v.priority`),
+  priority: sql`v.priority`,
   runAt: orDefault("runAt", sql`v.run_at`),
   maxAttempts: sql`v.max_attempts`,
   submittedRunAt: sql`v.run_at`,
   submittedMaxAttempts: sql`v.max_attempts`,
+  useCase: sql`v.use_case`,
+  fairTag: sql`v.fair_tag`,
 });
 
 /** A schema default as SQL text, so defaults add no parameters to the statement. */
@@ -111,7 +114,9 @@ function literal(value: unknown): string {
  * not paid per batch.
  */
 function prepareInsert(db: Executor) {
-  const batch = sql`unnest(
+  const items = sql`(select ix_id, client_id, request_id, request, callback_url, ${orDefault("priority", sql`priority`)} as priority,
+      run_at, max_attempts, use_case, n
+    from unnest(
       ${sql.placeholder("ixIds")}::text[],
       ${sql.placeholder("clientIds")}::text[],
       ${sql.placeholder("requestIds")}::text[],
@@ -119,11 +124,12 @@ function prepareInsert(db: Executor) {
       ${sql.placeholder("callbackUrls")}::text[],
       ${sql.placeholder("priorities")}::int[],
       ${sql.placeholder("runAts")}::timestamptz[],
-      ${sql.placeholder("maxAttempts")}::int[]
-    ) with ordinality as v(ix_id, client_id, request_id, request, callback_url, priority, run_at, max_attempts, n)`;
+      ${sql.placeholder("maxAttempts")}::int[],
+      ${sql.placeholder("useCases")}::text[]
+    ) with ordinality as i(ix_id, client_id, request_id, request, callback_url, priority, run_at, max_attempts, use_case, n)) as i`;
   return db
     .insert(ixJobs)
-    .select((qb) => qb.select(INSERT_SELECTION).from(batch).orderBy(sql`v.n`))
+    .select((qb) => qb.select(INSERT_SELECTION).from(sql`${withTurns(items)} as v`).orderBy(sql`v.n`))
     .onConflictDoNothing({ target: [ixJobs.clientId, ixJobs.requestId] })
     .returning({ ...jobColumns, notified: sql`pg_notify(${PENDING_CHANNEL}, '')` })
     .prepare("ix_insert_pending");
@@ -240,6 +246,7 @@ export async function insertPendingManySettled(
         priorities: pending.map((v) => v.priority),
         runAts: pending.map((v) => v.runAtIso),
         maxAttempts: pending.map((v) => v.maxAttempts),
+        useCases: pending.map((v) => v.request.use_case),
       });
     } catch (error) {
       // One statement: it stored none of these rows.

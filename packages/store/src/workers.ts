@@ -1,0 +1,58 @@
+import { sql } from "drizzle-orm";
+import type { Executor } from "./db";
+import { clock } from "./jobs/row";
+import { ixWorkers } from "./schema";
+
+// The worker registry (docs/ARCHITECTURE.md, "Scheduling"): which worker
+// processes exist, what they run, when they were last seen.
+
+export interface WorkerRegistration {
+  /** A fresh id per worker process (a random uuid). */
+  id: string;
+  host: string;
+  pid: number;
+  /** The use_cases it claims, as it claims them. */
+  useCases: readonly string[];
+  concurrency: number;
+}
+
+/**
+ * Records a worker, or refreshes its row: last_seen_at becomes now and what it
+ * serves is rewritten. A worker calls this when it starts and again with every
+ * lease renewal, so a row pruned or lost meanwhile comes back by itself.
+ */
+export async function registerWorker(db: Executor, worker: WorkerRegistration): Promise<void> {
+  const values = { ...worker, useCases: [...new Set(worker.useCases)].sort() };
+  await db
+    .insert(ixWorkers)
+    .values(values)
+    .onConflictDoUpdate({
+      target: ixWorkers.id,
+      set: { useCases: values.useCases, concurrency: values.concurrency, lastSeenAt: sql`now()` },
+    });
+}
+
+export interface KnownUseCasesParams {
+  /** Only workers seen within this many days count (IX_WORKER_REGISTRY_DAYS). */
+  withinDays: number;
+  now?: Date;
+}
+
+/** Every use_case some worker seen within `withinDays` serves, sorted: what the API accepts. */
+export async function knownUseCases(db: Executor, { withinDays, now }: KnownUseCasesParams): Promise<string[]> {
+  if (!(withinDays > 0)) throw new RangeError(`withinDays must be positive, got ${withinDays}`);
+  const at = clock(now);
+  const { rows } = await db.execute<{ use_case: string }>(sql`
+    select distinct u as use_case from ${ixWorkers}, unnest(${ixWorkers.useCases}) as u
+    where ${ixWorkers.lastSeenAt} > ${at} - make_interval(days => ${withinDays}::int)
+    order by u`);
+  return rows.map((row) => row.use_case);
+}
+
+/** Forgets workers not seen for `olderThanDays`: they no longer count for routing either. */
+export async function forgetWorkers(db: Executor, { olderThanDays }: { olderThanDays: number }): Promise<number> {
+  const { rowCount } = await db.execute(
+    sql`delete from ${ixWorkers} where ${ixWorkers.lastSeenAt} < now() - make_interval(days => ${olderThanDays}::int)`,
+  );
+  return rowCount ?? 0;
+}
