@@ -19,7 +19,7 @@ interface Lookup {
 
 /**
  * Which use_cases a submission may name: those some worker has registered
- * recently (docs/ARCHITECTURE.md, "Routing"). Every submission is checked, so
+ * recently (apps/api/README.md, "POST /jobs"). Every submission is checked, so
  * the known set is cached for a few seconds; a use_case missing from it is
  * looked up once more before it is called unknown, so a worker that has just
  * registered is seen at once. Concurrent checks share a lookup, and a miss
