@@ -1,6 +1,6 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { type Database, jobs, sql } from "../src";
+import { type Database, jobs, pg, sql } from "../src";
 import { request, responseFor, test } from "./fixtures";
 
 async function databaseNow(db: Database): Promise<Date> {
@@ -62,14 +62,70 @@ describe("claim order", () => {
     expect(new Date(claimed!.started_at!).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
   });
 
-  test("new jobs queue behind a client's own jobs waiting for their run_at, which go first once due", async ({ database: { db } }) => {
+  test("a job waiting for its run_at takes its turn when due: after its client's jobs already queued", async ({ database: { db } }) => {
     const soon = new Date((await databaseNow(db)).getTime() + 60_000);
     const waiting = (await jobs.insertPending(db, { request: request({ ix_client_id: "a" }), runAt: soon })).job;
-    const after = (await jobs.insertPending(db, { request: request({ ix_client_id: "a" }) })).job;
+    const first = (await jobs.insertPending(db, { request: request({ ix_client_id: "a" }) })).job;
+    const second = (await jobs.insertPending(db, { request: request({ ix_client_id: "a" }) })).job;
     const now = await databaseNow(db);
-    expect(ids(await jobs.claimPending(db, { limit: 5, now }))).toEqual([after.job_id]);
-    const later = (await jobs.insertPending(db, { request: request({ ix_client_id: "a" }) })).job;
-    expect(ids(await jobs.claimPending(db, { limit: 5, now: soon }))).toEqual([waiting.job_id, later.job_id]);
+    expect(ids(await jobs.claimPending(db, { limit: 1, now }))).toEqual([first.job_id]);
+    expect(ids(await jobs.claimPending(db, { limit: 5, now: soon }))).toEqual([second.job_id, waiting.job_id]);
+  });
+
+  test("jobs that become due together: the claim that gives them turns wakes listeners, and 8 claimers share them", async ({
+    database,
+  }) => {
+    const { db, url } = database;
+    const runAt = new Date((await databaseNow(db)).getTime() + 1_000);
+    const waiting = new Set(ids(await submitMany(db, "a", 200, { runAt })));
+    while ((await databaseNow(db)) < runAt) await new Promise((resolve) => setTimeout(resolve, 50));
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    const woken = new Promise<void>((resolve) => listener.on("notification", () => resolve()));
+    await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
+    try {
+      const [first, ...rest] = await jobs.claimPending(db, { limit: 1 });
+      expect(rest).toEqual([]);
+      expect(waiting.has(first!.job_id)).toBe(true);
+      await Promise.race([woken, new Promise((_, reject) => setTimeout(() => reject(new Error("no wake-up within 5 s")), 5_000))]);
+    } finally {
+      await listener.end();
+    }
+    const pool = database.connect({ max: 8 });
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const mine: string[] = [];
+        for (;;) {
+          const got = await jobs.claimPending(pool, { limit: 3 });
+          if (got.length === 0) return mine;
+          mine.push(...ids(got));
+        }
+      }),
+    );
+    const all = claims.flat();
+    expect(all).toHaveLength(199);
+    expect(new Set(all).size).toBe(199);
+    expect(claims.filter((mine) => mine.length > 0).length).toBeGreaterThan(1);
+  });
+
+  test("100,000 jobs waiting for tomorrow are not in the claim's way", async ({ database: { db } }) => {
+    const tomorrow = new Date((await databaseNow(db)).getTime() + 86_400_000);
+    await db.execute(sql`
+      insert into ix_jobs (ix_id, client_id, request_id, request, use_case, run_at)
+      select lpad(to_hex(g), 16, '0'), 'late', 'l' || g, '{}'::jsonb, 'extract_fields', ${tomorrow.toISOString()}::timestamptz
+      from generate_series(1, 100000) as g`);
+    const { job } = await jobs.insertPending(db, { request: request({ ix_client_id: "now" }) });
+    await db.execute(sql`analyze ix_jobs`);
+    const { sql: text, params } = jobs.claimPendingStatement(db, { limit: 1, useCases: ["extract_fields"] }).toSQL();
+    const { rows } = await db.$client.query<{ "QUERY PLAN": string }>(`explain (analyze, buffers, format json) ${text}`, params);
+    const plan = JSON.stringify(rows);
+    expect(plan).not.toMatch(/Seq Scan/);
+    // Shared buffers touched: a handful of index and heap pages, not the 100,000 rows' (~2,000 pages).
+    const top = (rows[0] as unknown as { "QUERY PLAN": Array<{ Plan: { "Shared Hit Blocks": number; "Shared Read Blocks": number } }> })["QUERY PLAN"][0]!
+      .Plan;
+    expect(top["Shared Hit Blocks"] + top["Shared Read Blocks"]).toBeLessThan(200);
+    // EXPLAIN ANALYZE ran the claim: the due job was taken.
+    expect((await jobs.get(db, job.job_id))?.status).toBe("running");
   });
 });
 
