@@ -19,15 +19,15 @@ import {
 } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import { createAuthenticator, type Caller } from "./auth";
-import type { ApiConfig } from "./config";
-import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems";
-import { batchRoutes } from "./routes/batch";
-import { healthRoutes } from "./routes/health";
-import { jobControlRoutes } from "./routes/job-control";
-import { jobRoutes } from "./routes/jobs";
-import { submitJobRequest } from "./schemas";
-import { UseCaseRegistry } from "./use-case-registry";
+import { createAuthenticator, type Caller } from "./auth.ts";
+import type { ApiConfig } from "./config.ts";
+import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems.ts";
+import { batchRoutes } from "./routes/batch.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { jobControlRoutes } from "./routes/job-control.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+import { submitJobRequest } from "./schemas.ts";
+import { UseCaseRegistry } from "./use-case-registry.ts";
 
 declare module "fastify" {
   interface FastifyRequest {

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ApiKey } from "./config";
+import type { ApiKey } from "./config.ts";
 
 /** Who is calling: a client proven by its key, or anyone when the API runs without keys. */
 export type Caller = { kind: "client"; clientId: string } | { kind: "anonymous" };

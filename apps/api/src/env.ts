@@ -1,7 +1,7 @@
 import { ClientId, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { parseAllowedHosts } from "@ix/contracts/callback-target";
 import { z } from "zod";
-import type { ApiConfig, ApiKey } from "./config";
+import type { ApiConfig, ApiKey } from "./config.ts";
 
 /** The shortest bearer key accepted: shorter ones are guessable (`openssl rand -hex 24` gives 48). */
 export const MIN_API_KEY_LENGTH = 24;

@@ -1,6 +1,6 @@
-export { buildApp, type ApiApp, type BuildAppOptions } from "./app";
-export { createAuthenticator, type Authentication, type Caller } from "./auth";
-export { apiConfig, assertSafeBind, isLoopbackHost, type ApiConfig, type ApiKey } from "./config";
+export { buildApp, type ApiApp, type BuildAppOptions } from "./app.ts";
+export { createAuthenticator, type Authentication, type Caller } from "./auth.ts";
+export { apiConfig, assertSafeBind, isLoopbackHost, type ApiConfig, type ApiKey } from "./config.ts";
 export {
   ApiEnv,
   apiConfigFromEnv,
@@ -8,6 +8,6 @@ export {
   loadApiEnv,
   parseApiEnv,
   MIN_API_KEY_LENGTH,
-} from "./env";
-export { runApiMain, startApi, type RunningApi, type StartedApi } from "./main";
-export { PROBLEM_CONTENT_TYPE, PROBLEMS, problemType, type ProblemKind } from "./problems";
+} from "./env.ts";
+export { runApiMain, startApi, type RunningApi, type StartedApi } from "./main.ts";
+export { PROBLEM_CONTENT_TYPE, PROBLEMS, problemType, type ProblemKind } from "./problems.ts";

@@ -3,9 +3,9 @@ import { shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers, migrationStatus, type Database } from "@ix/store";
 import { redactUrl } from "@ix/store/provision";
 import { pino, type Logger } from "pino";
-import { buildApp, type ApiApp } from "./app";
-import { assertSafeBind, type ApiConfig } from "./config";
-import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, type ApiEnv } from "./env";
+import { buildApp, type ApiApp } from "./app.ts";
+import { assertSafeBind, type ApiConfig } from "./config.ts";
+import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, type ApiEnv } from "./env.ts";
 
 export interface StartedApi {
   app: ApiApp;

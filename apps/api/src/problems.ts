@@ -3,7 +3,7 @@ import { fieldErrors, type FieldError, type Problem } from "@ix/contracts";
 import { InvalidCursorError, isTransientDbError } from "@ix/store";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
-import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher";
+import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher.ts";
 
 /**
  * Every error the API answers is RFC 9457 problem details. The

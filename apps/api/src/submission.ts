@@ -1,10 +1,10 @@
 import type { BatchItemResult, Problem, RequestIX, SubmitJobBody } from "@ix/contracts";
 import type { jobs } from "@ix/store";
 import type { z } from "zod";
-import type { Caller } from "./auth";
-import { problem, validationProblem } from "./problems";
-import { isSameRequest, isSameSchedule } from "./resubmission";
-import type { UseCaseRegistry } from "./use-case-registry";
+import type { Caller } from "./auth.ts";
+import { problem, validationProblem } from "./problems.ts";
+import { isSameRequest, isSameSchedule } from "./resubmission.ts";
+import type { UseCaseRegistry } from "./use-case-registry.ts";
 
 /**
  * How one submission is judged, whether it came alone (`POST /jobs`) or as an

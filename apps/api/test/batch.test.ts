@@ -2,7 +2,7 @@ import { BatchResults, Job, MAX_BATCH_JOBS, type BatchItemResult, type Problem }
 import { jobs, sql } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEYS, USE_CASE, bearer, body, jobCount, listeningApp, postJson, registerWorker, type HttpAnswer } from "./fixtures";
+import { KEY_A, KEYS, USE_CASE, bearer, body, jobCount, listeningApp, postJson, registerWorker, type HttpAnswer } from "./fixtures.ts";
 
 // POST /jobs/batch over real sockets and real PostgreSQL.
 

@@ -1,7 +1,7 @@
 import { Job } from "@ix/contracts";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { appFor, body, jobCount } from "./fixtures";
+import { appFor, body, jobCount } from "./fixtures.ts";
 
 async function post(base: string, payload: string): Promise<{ status: number; location: string | null; job: Job }> {
   const response = await fetch(`${base}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: payload });

@@ -1,9 +1,9 @@
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
 import type { Database } from "@ix/store";
-import type { ApiApp, ApiConfig } from "../src";
-import { bearer, body, KEY_A, KEYS, listeningApp } from "./fixtures";
-import { openRaw, postHead, type RawConnection } from "./raw-connection";
+import type { ApiApp, ApiConfig } from "../src/index.ts";
+import { bearer, body, KEY_A, KEYS, listeningApp } from "./fixtures.ts";
+import { openRaw, postHead, type RawConnection } from "./raw-connection.ts";
 
 /**
  * Clients that hold connections open (slowloris): each must be cut off by a

@@ -1,7 +1,7 @@
 import { migrateDown } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { appFor, body, expectProblem, jobCount } from "./fixtures";
+import { appFor, body, expectProblem, jobCount } from "./fixtures.ts";
 
 describe("problem+json for bad requests", () => {
   test("validation lists every bad field with its path, unknown keys by name, and stores nothing", async ({

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Job, Problem, SubmitJobBody } from "@ix/contracts";
 import { sql, workers, type Database } from "@ix/store";
 import { expect } from "vitest";
-import { apiConfig, buildApp, type ApiApp, type ApiConfig, type BuildAppOptions } from "../src";
+import { apiConfig, buildApp, type ApiApp, type ApiConfig, type BuildAppOptions } from "../src/index.ts";
 
 export const KEY_A = "key-for-client-a-0123456789";
 export const KEY_B = "key-for-client-b-9876543210";

@@ -2,8 +2,8 @@ import { Problem } from "@ix/contracts";
 import { test } from "@ix/testing";
 import fc from "fast-check";
 import { describe, expect } from "vitest";
-import type { ApiApp } from "../src";
-import { appFor, body, jobCount } from "./fixtures";
+import type { ApiApp } from "../src/index.ts";
+import { appFor, body, jobCount } from "./fixtures.ts";
 
 /**
  * Fuzzed bodies: whatever arrives, the answer is a 4xx problem+json

@@ -2,7 +2,7 @@ import { Job } from "@ix/contracts";
 import { jobs, sql } from "@ix/store";
 import { insertJob, sampleRequest, test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount } from "./fixtures";
+import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount } from "./fixtures.ts";
 
 // POST /jobs's scheduling fields, and the job-control routes: cancel and retry.
 

@@ -2,7 +2,7 @@ import { Job, JobList } from "@ix/contracts";
 import { jobs } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount, registerWorker } from "./fixtures";
+import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount, registerWorker } from "./fixtures.ts";
 
 describe("POST /jobs", () => {
   test("201 with Location for a new pending job, ix_id assigned by ix", async ({ database: { db } }) => {

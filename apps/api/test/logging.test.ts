@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { test } from "@ix/testing";
 import { pino } from "pino";
 import { describe, expect } from "vitest";
-import { appFor, body, expectProblem, jobCount } from "./fixtures";
+import { appFor, body, expectProblem, jobCount } from "./fixtures.ts";
 
 /** A pino logger whose JSON lines are kept in memory. */
 function capturingLogger() {

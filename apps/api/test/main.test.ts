@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "@ix/contracts";
 import { test } from "@ix/testing";
 import { describe, expect, test as plainTest } from "vitest";
-import { ApiEnv, apiConfigFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src";
-import { KEYS } from "./fixtures";
+import { ApiEnv, apiConfigFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src/index.ts";
+import { KEYS } from "./fixtures.ts";
 
 const KEYS_ENV = "client-a:key-for-client-a-0123456789, client-b:key-for-client-b-9876543210";
 

@@ -4,8 +4,8 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import type { OpenAPIV3_1 } from "openapi-types";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp, type ApiApp } from "../src";
-import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body } from "./fixtures";
+import { apiConfig, buildApp, type ApiApp } from "../src/index.ts";
+import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body } from "./fixtures.ts";
 
 type Injected = Awaited<ReturnType<ApiApp["inject"]>>;
 

@@ -5,8 +5,8 @@ import { Job } from "@ix/contracts";
 import { connect, migrateUp } from "@ix/store";
 import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/store/provision";
 import { describe, expect, test } from "vitest";
-import type { ApiApp } from "../src";
-import { appFor, body, expectProblem } from "./fixtures";
+import type { ApiApp } from "../src/index.ts";
+import { appFor, body, expectProblem } from "./fixtures.ts";
 
 /** Polls `check` until it holds or the deadline passes; the effect is awaited, not slept on. */
 async function until(check: () => Promise<boolean>, deadlineMs: number, what: string): Promise<void> {

@@ -3,8 +3,8 @@ import { connect, isTransientDbError, jobs, sql, type Database } from "@ix/store
 import { freePort } from "@ix/store/provision";
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher";
-import { body } from "./fixtures";
+import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher.ts";
+import { body } from "./fixtures.ts";
 
 function submission(overrides: Partial<RequestIX> = {}): { request: RequestIX; callbackUrl: string | null } {
   const { callback_url: _, ...request } = body(overrides) as RequestIX & { callback_url?: string };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UseCaseRegistry } from "../src/use-case-registry";
+import { UseCaseRegistry } from "../src/use-case-registry.ts";
 
 /** A lookup answering from a list the test changes, counting its calls; `gate` holds answers back until released. */
 function fakeLookup(initial: string[]) {

@@ -1,5 +1,5 @@
 import { BatchResults, Job, Problem } from "@ix/contracts";
-import type { CliEnv } from "./env";
+import type { CliEnv } from "./env.ts";
 
 /** A non-2xx answer from the API, with its problem details when it sent them. */
 export class ApiError extends Error {

@@ -1,14 +1,14 @@
 import { ConfigError, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
-import { ApiError } from "./api-client";
-import { cancel, retry } from "./commands/control";
-import { get } from "./commands/get";
-import { migrate } from "./commands/migrate";
-import { prune } from "./commands/prune";
-import { type SubmitOptions, submit } from "./commands/submit";
-import { parseCliEnv } from "./env";
-import { UsageError } from "./usage-error";
+import { ApiError } from "./api-client.ts";
+import { cancel, retry } from "./commands/control.ts";
+import { get } from "./commands/get.ts";
+import { migrate } from "./commands/migrate.ts";
+import { prune } from "./commands/prune.ts";
+import { type SubmitOptions, submit } from "./commands/submit.ts";
+import { parseCliEnv } from "./env.ts";
+import { UsageError } from "./usage-error.ts";
 
 /**
  * The `ix` command. Exit codes: 0 success, 1 failure, 2 usage error (bad
@@ -43,7 +43,7 @@ program
   .command("start")
   .description("run everything locally: embedded PostgreSQL (unless IX_POSTGRES_URL), migrations, API and a worker")
   // Loaded on demand: the other commands should not pay for the API, the worker and PostgreSQL tooling.
-  .action(async () => (await import("./commands/start")).start(cliEnv(), env));
+  .action(async () => (await import("./commands/start.ts")).start(cliEnv(), env));
 
 program
   .command("api")
@@ -74,7 +74,7 @@ program
       "Outside the ix repository (an installed ix) there is no harness: ix bench exits 1 saying so.",
   )
   .action(async (args: string[], _options: unknown, command: Command) => {
-    const { findBenchHarness, runBenchHarness } = await import("./commands/bench");
+    const { findBenchHarness, runBenchHarness } = await import("./commands/bench.ts");
     const entry = findBenchHarness();
     const help = args.includes("--help") || args.includes("-h");
     if (help) command.outputHelp();

@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { findBenchHarness } from "../src/commands/bench";
-import { REPOSITORY_ROOT } from "../src/repository";
-import { runIx } from "./run-ix";
+import { findBenchHarness } from "../src/commands/bench.ts";
+import { REPOSITORY_ROOT } from "../src/repository.ts";
+import { runIx } from "./run-ix.ts";
 
 // `ix bench` does not import the harness (apps never import tools); it finds
 // tools/bench in the workspace and runs it, so these check the finding and the hand-over.

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { jobs, loadMigrations, sql } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
-import { runIx } from "./run-ix";
+import { runIx } from "./run-ix.ts";
 
 describe("usage", () => {
   it("every command has --help, exiting 0", async () => {

@@ -4,7 +4,7 @@ import { apiConfig, buildApp } from "@ix/api";
 import { jobs } from "@ix/store";
 import { insertJob, test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { runIx, spawnIx } from "./run-ix";
+import { runIx, spawnIx } from "./run-ix.ts";
 
 // `ix cancel`, `ix retry` and `ix get --wait` on a cancelled job, as real processes against a real API.
 

@@ -3,8 +3,8 @@ import { ApiEnv } from "@ix/api";
 import { WorkerEnv } from "@ix/worker";
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
-import { CliEnv } from "../src/env";
-import { REPOSITORY_ROOT } from "../src/repository";
+import { CliEnv } from "../src/env.ts";
+import { REPOSITORY_ROOT } from "../src/repository.ts";
 
 // The README's configuration table is the user's reference: it must list every
 // variable the schemas read, and the defaults they apply, so it cannot drift.

@@ -7,7 +7,7 @@ import { sql } from "@ix/store";
 import { freePort } from "@ix/store/provision";
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { exited, runIx, spawnIx, waitForOutput } from "./run-ix";
+import { exited, runIx, spawnIx, waitForOutput } from "./run-ix.ts";
 
 async function requestFile(dir: string, requestId: string): Promise<string> {
   const file = join(dir, `${requestId}.json`);

@@ -8,7 +8,7 @@ import { Job } from "@ix/contracts";
 import { type Database, jobs, sql, workers } from "@ix/store";
 import { sampleRequest, test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { runIx } from "./run-ix";
+import { runIx } from "./run-ix.ts";
 
 // `ix submit`, its scheduling flags and --batch, as real processes against a real API and database.
 

@@ -1,5 +1,5 @@
 import { ConfigError } from "@ix/contracts";
-import { runWorkerMain } from "./main";
+import { runWorkerMain } from "./main.ts";
 
 // Standalone entry: `node --import tsx apps/worker/src/bin.ts` (the CLI's `ix worker` does the same).
 try {

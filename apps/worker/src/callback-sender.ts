@@ -3,8 +3,8 @@ import { isIP, type Socket } from "node:net";
 import type { Job } from "@ix/contracts";
 import { type CallbackSendResult, logUrl } from "@ix/store";
 import { Agent, buildConnector, type Dispatcher, ProxyAgent, request } from "undici";
-import type { CallbackTargetPolicy } from "./callback-target-policy";
-import { webhookHeaders } from "./webhook-signature";
+import type { CallbackTargetPolicy } from "./callback-target-policy.ts";
+import { webhookHeaders } from "./webhook-signature.ts";
 
 /** Resolves a hostname to every address it has (injectable so tests can play a hostile DNS). */
 export type ResolveHost = (hostname: string) => Promise<Array<{ address: string }>>;

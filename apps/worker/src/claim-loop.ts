@@ -1,4 +1,4 @@
-import { retryWhileDbAway } from "./db-retry";
+import { retryWhileDbAway } from "./db-retry.ts";
 
 export interface ClaimLoop {
   /** Work may be waiting (a NOTIFY, the poll, a rescue): mark it so and run the loop. */

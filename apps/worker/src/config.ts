@@ -1,5 +1,5 @@
 import { lifecycle } from "@ix/store";
-import type { ResolveHost } from "./callback-sender";
+import type { ResolveHost } from "./callback-sender.ts";
 
 /**
  * Everything a worker needs to know, as plain values. Built from the

@@ -1,6 +1,6 @@
 import { isTransientDbError } from "@ix/store";
 import type { Logger } from "pino";
-import { pause } from "./pause";
+import { pause } from "./pause.ts";
 
 /** The first wait after a failure; it doubles per failure in a row, up to the max. */
 export const FIRST_DB_RETRY_MS = 100;

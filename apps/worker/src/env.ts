@@ -1,8 +1,8 @@
 import { envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
 import { z } from "zod";
-import { parseAllowedHosts } from "./callback-target-policy";
-import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config";
-import { parseWebhookSecret } from "./webhook-signature";
+import { parseAllowedHosts } from "./callback-target-policy.ts";
+import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config.ts";
+import { parseWebhookSecret } from "./webhook-signature.ts";
 
 /** Highest cap IX_USE_CASE_CONCURRENCY accepts for one use_case. */
 const MAX_USE_CASE_CAP = 100_000;

@@ -1,4 +1,4 @@
-export { createWorker, type Worker, type WorkerOptions } from "./worker";
+export { createWorker, type Worker, type WorkerOptions } from "./worker.ts";
 export {
   DEFAULT_WORKER_CONFIG,
   PIPELINE_ISOLATIONS,
@@ -8,10 +8,10 @@ export {
   type CallbackConfig,
   type PipelineIsolation,
   type WorkerConfigOverrides,
-} from "./config";
-export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
-export { runWorkerMain, type WorkerMainOptions } from "./main";
-export { servedUseCases } from "./use-cases";
+} from "./config.ts";
+export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env.ts";
+export { runWorkerMain, type WorkerMainOptions } from "./main.ts";
+export { servedUseCases } from "./use-cases.ts";
 export {
   definePipeline,
   isRetryableError,
@@ -21,17 +21,17 @@ export {
   type Pipeline,
   type PipelineContext,
   type RetryPolicy,
-} from "./pipeline";
-export { runPipeline, startPipeline, type RunParams, type StartedRun } from "./pipeline-run";
-export { PipelineThreads } from "./pipeline-threads";
-export { loadPipelineModules, PipelineModuleError } from "./pipeline-modules";
-export { builtinPipelines, extractFields, ExtractFieldsOptions, type FieldMatch } from "./pipelines";
-export { parseWebhookSecret, webhookHeaders, type WebhookHeaders } from "./webhook-signature";
-export { createCallbackTargetPolicy, nonPublicRange, parseAllowedHosts, type CallbackTargetPolicy } from "./callback-target-policy";
+} from "./pipeline.ts";
+export { runPipeline, startPipeline, type RunParams, type StartedRun } from "./pipeline-run.ts";
+export { PipelineThreads } from "./pipeline-threads.ts";
+export { loadPipelineModules, PipelineModuleError } from "./pipeline-modules.ts";
+export { builtinPipelines, extractFields, ExtractFieldsOptions, type FieldMatch } from "./pipelines/index.ts";
+export { parseWebhookSecret, webhookHeaders, type WebhookHeaders } from "./webhook-signature.ts";
+export { createCallbackTargetPolicy, nonPublicRange, parseAllowedHosts, type CallbackTargetPolicy } from "./callback-target-policy.ts";
 export {
   createCallbackSender,
   CallbackTargetRefusedError,
   type CallbackSender,
   type DeliveryResult,
   type ResolveHost,
-} from "./callback-sender";
+} from "./callback-sender.ts";

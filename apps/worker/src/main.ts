@@ -2,12 +2,12 @@ import { requirePostgresUrl } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers } from "@ix/store";
 import { type Logger, pino } from "pino";
-import { workerPoolOptions } from "./config";
-import { type WorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
-import type { AnyPipeline } from "./pipeline";
-import { loadPipelineModules } from "./pipeline-modules";
-import { builtinPipelines } from "./pipelines";
-import { createWorker } from "./worker";
+import { workerPoolOptions } from "./config.ts";
+import { type WorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env.ts";
+import type { AnyPipeline } from "./pipeline.ts";
+import { loadPipelineModules } from "./pipeline-modules.ts";
+import { builtinPipelines } from "./pipelines/index.ts";
+import { createWorker } from "./worker.ts";
 
 export interface WorkerMainOptions {
   /** Already-parsed environment; read from the process when omitted. */

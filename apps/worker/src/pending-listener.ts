@@ -1,6 +1,6 @@
 import type { Database } from "@ix/store";
 import type { Logger } from "pino";
-import { retryWhileDbAway } from "./db-retry";
+import { retryWhileDbAway } from "./db-retry.ts";
 
 export interface PendingListener {
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type AnyPipeline, markThreadSource, pipelineShapeError } from "./pipeline";
+import { type AnyPipeline, markThreadSource, pipelineShapeError } from "./pipeline.ts";
 
 /** An IX_PIPELINE_MODULES entry could not be loaded; the message names the entry and why. */
 export class PipelineModuleError extends Error {

@@ -1,9 +1,9 @@
 import type { Job, ResponseIX } from "@ix/contracts";
 import { lifecycle } from "@ix/store";
 import type { Logger } from "pino";
-import { DEFAULT_WORKER_CONFIG } from "./config";
-import { type AnyPipeline, type Execution, executePipeline, type PipelineRegistry } from "./pipeline";
-import type { PipelineThreads } from "./pipeline-threads";
+import { DEFAULT_WORKER_CONFIG } from "./config.ts";
+import { type AnyPipeline, type Execution, executePipeline, type PipelineRegistry } from "./pipeline.ts";
+import type { PipelineThreads } from "./pipeline-threads.ts";
 
 /** One run of a pipeline, wherever it runs (inline or in a thread). */
 export interface Attempt {

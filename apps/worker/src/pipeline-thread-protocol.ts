@@ -1,7 +1,7 @@
 // What the worker (pipeline-threads.ts) and its pipeline threads (pipeline-thread.ts)
 // say to each other. Its own module: importing the thread entry would run it.
 import type { RequestIX } from "@ix/contracts";
-import type { Execution } from "./pipeline";
+import type { Execution } from "./pipeline.ts";
 
 /** What the worker gives every thread at its start (piscina's `workerData`). */
 export interface ThreadData {

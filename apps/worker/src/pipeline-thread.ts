@@ -4,10 +4,10 @@
 // pipeline-threads.ts. It must not import @ix/store: a thread only runs pipelines.
 import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
 import { type Logger, pino } from "pino";
-import { type AnyPipeline, type Execution, executePipeline } from "./pipeline";
-import { type AbortMessage, RUN_KEY_FIELD, type RunResult, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
-import { loadPipelineModules } from "./pipeline-modules";
-import { builtinPipelines } from "./pipelines";
+import { type AnyPipeline, type Execution, executePipeline } from "./pipeline.ts";
+import { type AbortMessage, RUN_KEY_FIELD, type RunResult, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol.ts";
+import { loadPipelineModules } from "./pipeline-modules.ts";
+import { builtinPipelines } from "./pipelines/index.ts";
 
 const data = workerData as ThreadData;
 const byName = new Map<string, AnyPipeline>();

@@ -4,9 +4,9 @@ import { BroadcastChannel, type Worker as Thread } from "node:worker_threads";
 import type { Job } from "@ix/contracts";
 import type { Logger } from "pino";
 import { Piscina } from "piscina";
-import { type Execution, messageOf } from "./pipeline";
-import type { Attempt } from "./pipeline-run";
-import { type AbortMessage, type PingTask, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol";
+import { type Execution, messageOf } from "./pipeline.ts";
+import type { Attempt } from "./pipeline-run.ts";
+import { type AbortMessage, type PingTask, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol.ts";
 
 const THREAD_FILE = new URL("./pipeline-thread-boot.mjs", import.meta.url).href;
 

@@ -1,5 +1,5 @@
 import { ConfigError } from "@ix/contracts";
-import type { PipelineRegistry } from "./pipeline";
+import type { PipelineRegistry } from "./pipeline.ts";
 
 /**
  * The use_cases a worker claims (README.md, "Routing"): the ones it is told to

@@ -2,8 +2,8 @@ import type { ServerResponse } from "node:http";
 import { callbackState, test } from "@ix/testing";
 import { type Database, jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { builtinPipelines, createWorker, type Worker } from "../src";
-import { type Receiver, startReceiver, submit, testConfig, waitFor } from "./fixtures";
+import { builtinPipelines, createWorker, type Worker } from "../src/index.ts";
+import { type Receiver, startReceiver, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 type Overrides = Parameters<typeof testConfig>[0];
 

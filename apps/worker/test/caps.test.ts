@@ -2,8 +2,8 @@ import { fileURLToPath } from "node:url";
 import { test } from "@ix/testing";
 import { ixWorkers, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { submit } from "./fixtures";
-import { startWorkerProcess } from "./fixtures/worker-bin";
+import { submit } from "./fixtures/index.ts";
+import { startWorkerProcess } from "./fixtures/worker-bin.ts";
 
 const slowAndSteady = fileURLToPath(new URL("./fixtures/pipelines/slow-and-steady.mjs", import.meta.url));
 

@@ -9,7 +9,7 @@ import {
   parseWorkerEnv,
   webhookHeaders,
   workerConfigFromEnv,
-} from "../src";
+} from "../src/index.ts";
 
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
 

@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { test } from "@ix/testing";
 import { jobs } from "@ix/store";
 import { describe, expect } from "vitest";
-import { createWorker, definePipeline } from "../src";
-import { submit, testConfig, waitFor } from "./fixtures";
+import { createWorker, definePipeline } from "../src/index.ts";
+import { submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 const script = fileURLToPath(new URL("./fixtures/worker-process.ts", import.meta.url));
 

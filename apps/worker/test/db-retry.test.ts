@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { retryWhileDbAway } from "../src/db-retry";
+import { retryWhileDbAway } from "../src/db-retry.ts";
 
 describe("retryWhileDbAway", () => {
   it("waits 100 ms, then doubling, reporting each failure, until the attempt succeeds", async () => {

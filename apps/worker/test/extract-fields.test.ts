@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { PipelineRegistry, extractFields, runPipeline } from "../src";
-import { MATCH_BUDGET_MS, MAX_MATCHES_PER_FIELD, MAX_MATCHES_PER_JOB } from "../src/pipelines/extract-fields";
+import { PipelineRegistry, extractFields, runPipeline } from "../src/index.ts";
+import { MATCH_BUDGET_MS, MAX_MATCHES_PER_FIELD, MAX_MATCHES_PER_JOB } from "../src/pipelines/extract-fields.ts";
 import { pino } from "pino";
 import type { Job } from "@ix/contracts";
-import { request } from "./fixtures";
+import { request } from "./fixtures/index.ts";
 
 const log = pino({ level: "silent" });
 const registry = new PipelineRegistry([extractFields]);

@@ -15,8 +15,8 @@ import {
   type Worker,
   type WorkerConfigOverrides,
   workerConfigFromEnv,
-} from "../src";
-import { capturingLogger, submit, testConfig, waitFor } from "./fixtures";
+} from "../src/index.ts";
+import { capturingLogger, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 const probes = fileURLToPath(new URL("./fixtures/pipelines/thread-probes.ts", import.meta.url));
 const mainOnly = fileURLToPath(new URL("./fixtures/pipelines/main-thread-only.mjs", import.meta.url));

@@ -5,8 +5,8 @@ import type { Job } from "@ix/contracts";
 import { type Database, jobs, sql } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { type AnyPipeline, createWorker, definePipeline, loadPipelineModules, RetryableError, type Worker, type WorkerConfigOverrides } from "../src";
-import { capturingLogger, startReceiver, submit, testConfig, waitFor } from "./fixtures";
+import { type AnyPipeline, createWorker, definePipeline, loadPipelineModules, RetryableError, type Worker, type WorkerConfigOverrides } from "../src/index.ts";
+import { capturingLogger, startReceiver, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 const probes = fileURLToPath(new URL("./fixtures/pipelines/thread-probes.ts", import.meta.url));
 

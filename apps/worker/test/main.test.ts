@@ -2,8 +2,8 @@ import { fileURLToPath } from "node:url";
 import { test } from "@ix/testing";
 import { jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { submit, waitFor } from "./fixtures";
-import { startWorkerProcess } from "./fixtures/worker-bin";
+import { submit, waitFor } from "./fixtures/index.ts";
+import { startWorkerProcess } from "./fixtures/worker-bin.ts";
 
 const napModule = fileURLToPath(new URL("./fixtures/pipelines/nap.mjs", import.meta.url));
 

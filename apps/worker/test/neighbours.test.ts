@@ -4,8 +4,8 @@ import type { AddressInfo } from "node:net";
 import { callbackState, test } from "@ix/testing";
 import { type Database, ixJobs, jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { builtinPipelines, createWorker, definePipeline, type Worker } from "../src";
-import { capturingLogger, type Receiver, startReceiver, submit, testConfig, waitFor } from "./fixtures";
+import { builtinPipelines, createWorker, definePipeline, type Worker } from "../src/index.ts";
+import { capturingLogger, type Receiver, startReceiver, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 type Overrides = Parameters<typeof testConfig>[0];
 

@@ -3,8 +3,8 @@ import type { Job } from "@ix/contracts";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { definePipeline, loadPipelineModules, PipelineModuleError, PipelineRegistry, runPipeline } from "../src";
-import { request } from "./fixtures";
+import { definePipeline, loadPipelineModules, PipelineModuleError, PipelineRegistry, runPipeline } from "../src/index.ts";
+import { request } from "./fixtures/index.ts";
 
 const log = pino({ level: "silent" });
 

@@ -1,8 +1,8 @@
 import { test } from "@ix/testing";
 import { sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { createWorker, definePipeline } from "../src";
-import { submit, testConfig, waitFor } from "./fixtures";
+import { createWorker, definePipeline } from "../src/index.ts";
+import { submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 /** A pipeline held until released, counting runs and the most running at once. */
 function gated() {

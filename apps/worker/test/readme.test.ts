@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { WorkerEnv } from "../src";
+import { WorkerEnv } from "../src/index.ts";
 
 describe("README", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");

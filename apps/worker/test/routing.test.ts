@@ -3,8 +3,8 @@ import { ConfigError, type Job } from "@ix/contracts";
 import { test } from "@ix/testing";
 import { ixWorkers, jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { createWorker, definePipeline } from "../src";
-import { capturingLogger, submit, testConfig, waitFor } from "./fixtures";
+import { createWorker, definePipeline } from "../src/index.ts";
+import { capturingLogger, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 /** A pipeline that stamps its result with the worker that ran it, and counts its runs. */
 function stamped(name: string, by: string) {

@@ -3,8 +3,8 @@ import { callbackState, test } from "@ix/testing";
 import { jobs, sql } from "@ix/store";
 import { Webhook } from "standardwebhooks";
 import { describe, expect } from "vitest";
-import { builtinPipelines, createWorker, definePipeline, type Pipeline } from "../src";
-import { capturingLogger, startReceiver, submit, testConfig, waitFor } from "./fixtures";
+import { builtinPipelines, createWorker, definePipeline, type Pipeline } from "../src/index.ts";
+import { capturingLogger, startReceiver, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 const SECRET = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
 const secretKey = Buffer.alloc(32, 1);

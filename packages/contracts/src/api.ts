@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { CallbackUrl, Job, JobStatus, Priority, SubmittedMaxAttempts } from "./job";
-import { RequestIX, UseCase } from "./request";
+import { CallbackUrl, Job, JobStatus, Priority, SubmittedMaxAttempts } from "./job.ts";
+import { RequestIX, UseCase } from "./request.ts";
 
 const RUN_AT_MIN_MS = Date.parse("1970-01-01T00:00:00Z");
 const RUN_AT_MAX_MS = Date.parse("9999-12-31T23:59:59.999Z");

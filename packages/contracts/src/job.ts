@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ClientId, IxId, RequestId, RequestIX } from "./request";
-import { ResponseIX, Timestamp } from "./response";
+import { ClientId, IxId, RequestId, RequestIX } from "./request.ts";
+import { ResponseIX, Timestamp } from "./response.ts";
 
 export const JOB_STATUSES = Object.freeze(["pending", "running", "done", "error", "cancelled"] as const);
 export const TERMINAL_JOB_STATUSES = Object.freeze(["done", "error", "cancelled"] as const);

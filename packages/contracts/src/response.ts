@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ClientId, IxId, RequestId, UseCase } from "./request";
+import { ClientId, IxId, RequestId, UseCase } from "./request.ts";
 
 /** ISO-8601 UTC timestamp as it travels on the wire, e.g. 2026-01-02T03:04:05.678Z. */
 export const Timestamp = z.iso.datetime();

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import type { RequestIX, ResponseIX } from "../src";
+import type { RequestIX, ResponseIX } from "../src/index.ts";
 
 export const useCase = fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,63}$/);
 export const clientId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createCallbackTargetPolicy, ipLiteralHost, ipLiteralRefusal } from "../src/callback-target";
+import { createCallbackTargetPolicy, ipLiteralHost, ipLiteralRefusal } from "../src/callback-target.ts";
 
 describe("ipLiteralRefusal: the submit-time check of a callback_url", () => {
   const policy = createCallbackTargetPolicy();

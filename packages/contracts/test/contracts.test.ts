@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Job, JOB_STATUSES, MAX_JOB_ERRORS, RequestIX, ResponseIX, SubmitJobBody, TERMINAL_JOB_STATUSES, fieldErrors, isTerminal } from "../src";
-import { requestIX, responseIX } from "./arbitraries";
+import { Job, JOB_STATUSES, MAX_JOB_ERRORS, RequestIX, ResponseIX, SubmitJobBody, TERMINAL_JOB_STATUSES, fieldErrors, isTerminal } from "../src/index.ts";
+import { requestIX, responseIX } from "./arbitraries.ts";
 
 const valid = {
   use_case: "extract_fields",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ConfigError, envDefault, envVar, optionalEnv, parseEnv } from "../src";
+import { ConfigError, envDefault, envVar, optionalEnv, parseEnv } from "../src/index.ts";
 
 const Env = z.object({
   IX_WORKER_CONCURRENCY: envDefault(envVar.int(1, 1024), 4),

@@ -1,1 +1,1 @@
-export { shutdownOnSignals, type ShutdownLog, type ShutdownOnSignals, type SignalSource } from "./shutdown";
+export { shutdownOnSignals, type ShutdownLog, type ShutdownOnSignals, type SignalSource } from "./shutdown.ts";

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { shutdownOnSignals } from "../src";
+import { shutdownOnSignals } from "../src/index.ts";
 
 function harness() {
   const source = new EventEmitter();

@@ -1,14 +1,14 @@
-export * from "./db";
-export * from "./errors";
-export * as jobs from "./jobs/index";
-export * as workers from "./workers";
-export { CANCEL_CHANNEL, PENDING_CHANNEL, InvalidCursorError, type CallbackDelivery, type Completion } from "./jobs/index";
-export * from "./migrate";
-export { ixCallbackHosts, ixJobs, ixWorkers, type CallbackHostRow, type JobRow, type WorkerRow } from "./schema";
+export * from "./db.ts";
+export * from "./errors.ts";
+export * as jobs from "./jobs/index.ts";
+export * as workers from "./workers.ts";
+export { CANCEL_CHANNEL, PENDING_CHANNEL, InvalidCursorError, type CallbackDelivery, type Completion } from "./jobs/index.ts";
+export * from "./migrate.ts";
+export { ixCallbackHosts, ixJobs, ixWorkers, type CallbackHostRow, type JobRow, type WorkerRow } from "./schema.ts";
 // Re-exported so apps build queries and LISTEN without importing drizzle-orm or pg themselves.
 export { sql } from "drizzle-orm";
 export { default as pg } from "pg";
-export * as lifecycle from "./lifecycle";
+export * as lifecycle from "./lifecycle.ts";
 export type {
   BreakerPolicy,
   CallbackOutcome,
@@ -19,5 +19,5 @@ export type {
   RetryBackoff,
   RunOutcome,
   RunRecord,
-} from "./lifecycle";
-export { logSafeError, logSerializers, logText, logUrl, type LoggedError } from "./log-safe-error";
+} from "./lifecycle.ts";
+export { logSafeError, logSerializers, logText, logUrl, type LoggedError } from "./log-safe-error.ts";

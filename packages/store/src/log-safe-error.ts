@@ -1,4 +1,4 @@
-import { sqlState } from "./errors";
+import { sqlState } from "./errors.ts";
 
 /**
  * What of an error may be written to a log. Database errors carry the client's

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Database } from "./db";
+import type { Database } from "./db.ts";
 
 /**
  * Applies the drizzle-kit migrations in `drizzle/` and their hand-written

@@ -11,7 +11,7 @@ import {
 } from "@ix/contracts";
 import { sql } from "drizzle-orm";
 import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
-import { CANCEL_REQUESTERS } from "./lifecycle";
+import { CANCEL_REQUESTERS } from "./lifecycle.ts";
 
 /** `('a', 'b')`: a list of statuses as SQL literals, for the CHECK constraints (the values are code constants). */
 function oneOf(values: readonly string[]) {

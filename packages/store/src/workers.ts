@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
-import type { Executor } from "./db";
-import { clock } from "./jobs/row";
-import { ixWorkers } from "./schema";
+import type { Executor } from "./db.ts";
+import { clock } from "./jobs/row.ts";
+import { ixWorkers } from "./schema.ts";
 
 // The worker registry (docs/ARCHITECTURE.md, "Scheduling"): which worker
 // processes exist, what they run, when they were last seen.

@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
-import { jobs, sql } from "../src";
-import { test } from "./fixtures";
+import { jobs, sql } from "../src/index.ts";
+import { test } from "./fixtures.ts";
 
 type ClaimParams = Parameters<typeof jobs.claimPendingStatement>[1];
 

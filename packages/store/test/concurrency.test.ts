@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
-import { jobs, sql } from "../src";
-import { request, test } from "./fixtures";
+import { jobs, sql } from "../src/index.ts";
+import { request, test } from "./fixtures.ts";
 
 // Every claim here runs on its own pooled connection at the same time as the
 // others: these are real concurrent transactions, not interleaved promises on one socket.

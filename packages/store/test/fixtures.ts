@@ -20,7 +20,7 @@ export function responseFor(job: Job, error: string | null = null): ResponseIX {
   };
 }
 
-export { sqlState } from "../src/errors";
+export { sqlState } from "../src/errors.ts";
 
 /** An instant far enough ahead that every running row is past any test horizon. */
 export function later(seconds = 3600): Date {

@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
-import { jobs, pg, sql } from "../src";
-import { request, test } from "./fixtures";
+import { jobs, pg, sql } from "../src/index.ts";
+import { request, test } from "./fixtures.ts";
 
 async function rowCount(db: Parameters<typeof jobs.get>[0]): Promise<number> {
   const result = await db.execute<{ n: number }>(sql`select count(*)::int as n from ix_jobs`);

@@ -1,7 +1,7 @@
 import { describe, expect } from "vitest";
-import { type Database, isTransientDbError, jobs, sql } from "../src";
+import { type Database, isTransientDbError, jobs, sql } from "../src/index.ts";
 import { waitFor } from "../../testing/src/wait.ts";
-import { insertJob, request, sqlState, test } from "./fixtures";
+import { insertJob, request, sqlState, test } from "./fixtures.ts";
 
 /**
  * insertPendingManySettled settles each submission of a batch on its own:

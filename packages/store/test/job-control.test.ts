@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { type Database, type Executor, jobs, lifecycle, pg, sql } from "../src";
-import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures";
+import { type Database, type Executor, jobs, lifecycle, pg, sql } from "../src/index.ts";
+import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures.ts";
 import { waitFor } from "../../testing/src/wait.ts";
 
 // Job control in the store: submission fields, due times and leases in the

@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { InvalidCursorError, jobs, sql } from "../src";
-import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures";
+import { InvalidCursorError, jobs, sql } from "../src/index.ts";
+import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures.ts";
 
 describe("insertPending", () => {
   test("creates a pending job with a fresh ix_id, ignoring the client's", async ({ database: { db } }) => {
@@ -37,7 +37,7 @@ describe("insertPending", () => {
   });
 
   test("notifies listeners when, and only when, a row is created", async ({ database: { db, url } }) => {
-    const { pg } = await import("../src");
+    const { pg } = await import("../src/index.ts");
     const listener = new pg.Client({ connectionString: url });
     await listener.connect();
     try {

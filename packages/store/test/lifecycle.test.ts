@@ -25,7 +25,7 @@ import {
   orphanHorizonSeconds,
   unrunnableResponse,
   unstorableResponse,
-} from "../src/lifecycle";
+} from "../src/lifecycle.ts";
 
 const job = {
   client_id: "acme",

@@ -1,7 +1,7 @@
 import { describe, expect } from "vitest";
-import { sql } from "../src";
-import { logSafeError, logSerializers, logText, logUrl } from "../src/log-safe-error";
-import { test } from "./fixtures";
+import { sql } from "../src/index.ts";
+import { logSafeError, logSerializers, logText, logUrl } from "../src/log-safe-error.ts";
+import { test } from "./fixtures.ts";
 
 const SECRET = "token=SECRET-7f3a";
 const TEXT = "Alice's confidential invoice text";

@@ -1,8 +1,8 @@
 import type { Job, ResponseIX } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { ixJobs, jobs, sql } from "../src";
-import type { UnreadableRow } from "../src/jobs/row";
-import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures";
+import { ixJobs, jobs, sql } from "../src/index.ts";
+import type { UnreadableRow } from "../src/jobs/row.ts";
+import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures.ts";
 
 // One client's bad data must cost only that client's job: a completion the
 // database refuses, a row written past validation, an unreachable callback host.

@@ -3,9 +3,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { connect, jobs, migrateUp } from "../src";
-import { freePort, provisionPostgres, redactUrl } from "../src/provision";
-import { request } from "./fixtures";
+import { connect, jobs, migrateUp } from "../src/index.ts";
+import { freePort, provisionPostgres, redactUrl } from "../src/provision.ts";
+import { request } from "./fixtures.ts";
 
 describe("provisionPostgres", () => {
   it("an explicit URL wins, and an unreachable one fails naming the server without its password", async () => {

@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { type Database, jobs, pg, sql } from "../src";
-import { request, responseFor, test } from "./fixtures";
+import { type Database, jobs, pg, sql } from "../src/index.ts";
+import { request, responseFor, test } from "./fixtures.ts";
 
 async function databaseNow(db: Database): Promise<Date> {
   const { rows } = await db.execute<{ ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as ms`);

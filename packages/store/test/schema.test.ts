@@ -1,8 +1,8 @@
 import { pushSchema } from "drizzle-kit/api";
 import { describe, expect } from "vitest";
-import { connect, jobs, loadMigrations, migrateDown, migrateUp, migrationStatus, sql } from "../src";
-import * as schema from "../src/schema";
-import { createTestDatabase, insertJob, request, sqlState, test } from "./fixtures";
+import { connect, jobs, loadMigrations, migrateDown, migrateUp, migrationStatus, sql } from "../src/index.ts";
+import * as schema from "../src/schema.ts";
+import { createTestDatabase, insertJob, request, sqlState, test } from "./fixtures.ts";
 
 const validRequest = (id: string) =>
   JSON.stringify({ use_case: "x", ix_client_id: "c", request_id: id, context: { texts: ["t"] }, options: {} });

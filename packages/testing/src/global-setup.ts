@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { connect, migrateUp } from "@ix/store";
-import { adminQuery, databaseUrl, quoteIdent } from "./admin";
-import { testEnv } from "./env";
-import "./provided";
-import { provisionTestServer } from "./provision";
+import { adminQuery, databaseUrl, quoteIdent } from "./admin.ts";
+import { testEnv } from "./env.ts";
+import "./provided.ts";
+import { provisionTestServer } from "./provision.ts";
 
 /**
  * Provisions one PostgreSQL server for the whole run and migrates a template

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { test as base, inject } from "vitest";
 import { connect, type Database, type PoolOptions } from "@ix/store";
-import { adminQuery, databaseUrl, quoteIdent } from "./admin";
-import "./provided";
+import { adminQuery, databaseUrl, quoteIdent } from "./admin.ts";
+import "./provided.ts";
 
 export interface TestDatabase {
   name: string;
@@ -69,7 +69,7 @@ export const test = base.extend<{ database: TestDatabase }>({
 });
 
 export { expect, describe } from "vitest";
-export { waitFor } from "./wait";
-export { sampleRequest } from "./sample-request";
-export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs";
-export { provisionTestServer, type TestServer } from "./provision";
+export { waitFor } from "./wait.ts";
+export { sampleRequest } from "./sample-request.ts";
+export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs.ts";
+export { provisionTestServer, type TestServer } from "./provision.ts";

@@ -1,6 +1,6 @@
 import { type CallbackStatus, isTerminal, type Job, type JobError, type JobStatus, type RequestIX, type ResponseIX } from "@ix/contracts";
 import { type CancelRequester, type Executor, ixJobs, jobs, lifecycle, sql } from "@ix/store";
-import { sampleRequest } from "./sample-request";
+import { sampleRequest } from "./sample-request.ts";
 
 /**
  * A job row in any state, for tests that need one without driving the

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertReachable, freePort } from "@ix/store/provision";
 import { describe, expect, it } from "vitest";
-import { provisionTestServer, waitFor } from "../src";
+import { provisionTestServer, waitFor } from "../src/index.ts";
 
 describe("waitFor", () => {
   it("returns the first value that is not undefined or false, counting throws as not yet", async () => {

@@ -1,7 +1,7 @@
 import { JOB_STATUSES } from "@ix/contracts";
 import { jobs, lifecycle, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { callbackState, insertJob, sampleRequest, setCallbackStatus, test } from "../src";
+import { callbackState, insertJob, sampleRequest, setCallbackStatus, test } from "../src/index.ts";
 
 describe("insertJob", () => {
   test("inserts a valid row in every status with no more than the status given", async ({ database: { db } }) => {

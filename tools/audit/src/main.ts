@@ -1,7 +1,7 @@
 // pnpm audit:deps — fails (exit 1) when pnpm-lock.yaml resolves a version listed in advisories.json.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { AdvisoryList, audit, describeFinding, lockedPackages } from "./audit";
+import { AdvisoryList, audit, describeFinding, lockedPackages } from "./audit.ts";
 
 const lockfilePath = fileURLToPath(new URL("../../../pnpm-lock.yaml", import.meta.url));
 const listPath = fileURLToPath(new URL("../advisories.json", import.meta.url));

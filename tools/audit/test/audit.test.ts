@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type Advisory, AdvisoryList, audit, lockedPackages, splitPackageKey } from "../src/audit";
+import { type Advisory, AdvisoryList, audit, lockedPackages, splitPackageKey } from "../src/audit.ts";
 
 const root = new URL("../../../", import.meta.url);
 const repositoryLockfile = readFileSync(new URL("pnpm-lock.yaml", root), "utf8");

@@ -7,7 +7,7 @@
 // is rolled back, so every sample sees the same due set.
 import { randomBytes } from "node:crypto";
 import { connect, jobs, migrateUp, sql } from "@ix/store";
-import { percentile } from "./stats";
+import { percentile } from "./stats.ts";
 
 const CASES = [
   { rows: 1_000, clients: 50 },

@@ -1,4 +1,4 @@
-export { runBench, SYSTEMS, BENCH_DEFAULTS, DEFAULT_PGBENCH_PATH, type BenchOptions, type BenchResults, type IxProcessResult, type SystemName } from "./run";
-export type { SystemResult, Workload } from "./systems/system";
-export type { HttpResult, PgbenchResult } from "./http";
-export type { ScaleResult } from "./scale";
+export { runBench, SYSTEMS, BENCH_DEFAULTS, DEFAULT_PGBENCH_PATH, type BenchOptions, type BenchResults, type IxProcessResult, type SystemName } from "./run.ts";
+export type { SystemResult, Workload } from "./systems/system.ts";
+export type { HttpResult, PgbenchResult } from "./http.ts";
+export type { ScaleResult } from "./scale.ts";

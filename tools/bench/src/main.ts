@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { ConfigError, envVar, optionalEnv, parseEnv } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { z } from "zod";
-import { BENCH_DEFAULTS, runBench, SYSTEMS, type SystemName } from "./run";
+import { BENCH_DEFAULTS, runBench, SYSTEMS, type SystemName } from "./run.ts";
 
 /**
  * The harness's command line: `pnpm bench …` runs it, and so does `ix bench …`

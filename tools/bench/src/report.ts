@@ -1,5 +1,5 @@
-import type { BenchResults } from "./run";
-import { round } from "./stats";
+import type { BenchResults } from "./run.ts";
+import { round } from "./stats.ts";
 
 function pad(cells: string[], widths: number[]): string {
   return cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ");

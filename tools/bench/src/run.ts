@@ -1,15 +1,15 @@
 import { existsSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
-import { type HttpResult, measureHttp, measurePgbench, type PgbenchResult } from "./http";
-import { ratioTable } from "./report";
-import { measureScale, type ScaleResult } from "./scale";
-import { openBenchServer } from "./server";
-import { percentile, round } from "./stats";
-import { openGraphileWorker } from "./systems/graphile-worker";
+import { type HttpResult, measureHttp, measurePgbench, type PgbenchResult } from "./http.ts";
+import { ratioTable } from "./report.ts";
+import { measureScale, type ScaleResult } from "./scale.ts";
+import { openBenchServer } from "./server.ts";
+import { percentile, round } from "./stats.ts";
+import { openGraphileWorker } from "./systems/graphile-worker.ts";
 import type { PipelineIsolation } from "@ix/worker";
-import { ixJobCounts, openIx } from "./systems/ix";
-import { openPgBoss } from "./systems/pg-boss";
-import type { QueueSystem, SystemResult, Workload } from "./systems/system";
+import { ixJobCounts, openIx } from "./systems/ix.ts";
+import { openPgBoss } from "./systems/pg-boss.ts";
+import type { QueueSystem, SystemResult, Workload } from "./systems/system.ts";
 
 export const SYSTEMS = ["ix", "graphile-worker", "pg-boss"] as const;
 export type SystemName = (typeof SYSTEMS)[number];

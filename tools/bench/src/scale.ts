@@ -1,5 +1,5 @@
 import { connect, jobs, migrateUp, sql } from "@ix/store";
-import { percentile } from "./stats";
+import { percentile } from "./stats.ts";
 
 export interface ScaleResult {
   terminal_rows: number;

@@ -1,7 +1,7 @@
 import { inject } from "vitest";
 import { expect, test } from "vitest";
 import "@ix/testing";
-import { runBench } from "../src/index";
+import { runBench } from "../src/index.ts";
 
 // A smoke run at a tiny size: it proves the harness drives every system end to
 // end and that ix stored every response. Speed is never asserted: CI machines vary.

@@ -8,7 +8,7 @@ import { ConfigError, requirePostgresUrl } from "@ix/contracts";
 import { runApiMain } from "@ix/api";
 import { connect } from "@ix/store";
 import { readWorkerEnv, runWorkerMain } from "@ix/worker";
-import { nap, recorded } from "./pipelines";
+import { nap, recorded } from "./pipelines.ts";
 
 function report(fault: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ fault, pid: process.pid, ...fields })}\n`);

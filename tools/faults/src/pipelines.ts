@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "@ix/store";
 import { definePipeline, RetryableError } from "@ix/worker";
 import { z } from "zod";
-import { recordRunEnd, recordRunStart } from "./runs";
+import { recordRunEnd, recordRunStart } from "./runs.ts";
 
 const Nap = z.strictObject({
   /** How long the run takes. */

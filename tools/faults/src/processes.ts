@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { waitFor } from "./wait";
+import { waitFor } from "./wait.ts";
 
 // Resolved with createRequire: vitest's module runner has no import.meta.resolve.
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;

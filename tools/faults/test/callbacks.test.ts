@@ -1,11 +1,11 @@
 import { writeFile } from "node:fs/promises";
 import { jobs } from "@ix/store";
 import { callbackState, describe, expect, test } from "@ix/testing";
-import { listeningWorkers } from "../src/activity";
-import { printFigures } from "../src/figures";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { hugeBody, type Receiver, startHeaderTrickler, startReceiver, trickleBody } from "../src/receivers";
-import { waitFor } from "../src/wait";
+import { listeningWorkers } from "../src/activity.ts";
+import { printFigures } from "../src/figures.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { hugeBody, type Receiver, startHeaderTrickler, startReceiver, trickleBody } from "../src/receivers.ts";
+import { waitFor } from "../src/wait.ts";
 
 const MB = 1_048_576;
 

@@ -6,10 +6,10 @@ import { apiConfig, startApi } from "@ix/api";
 import { type Database, sql, workers } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
 import fc from "fast-check";
-import { printFigures } from "../src/figures";
-import { createHttpClient, type RawRequest } from "../src/http-client";
-import { killAll, spawnIx } from "../src/processes";
-import { pace, waitFor } from "../src/wait";
+import { printFigures } from "../src/figures.ts";
+import { createHttpClient, type RawRequest } from "../src/http-client.ts";
+import { killAll, spawnIx } from "../src/processes.ts";
+import { pace, waitFor } from "../src/wait.ts";
 
 const KEY_A = "fault-key-for-client-a-0123";
 const KEY_B = "fault-key-for-client-b-4567";

@@ -1,11 +1,11 @@
 import type { Job } from "@ix/contracts";
 import { jobs, sql } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
-import { listeningWorkers, statusCounts, terminalCount } from "../src/activity";
-import { printFigures, seededRandom } from "../src/figures";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { createRunsTable, listRuns } from "../src/runs";
-import { pace, waitFor } from "../src/wait";
+import { listeningWorkers, statusCounts, terminalCount } from "../src/activity.ts";
+import { printFigures, seededRandom } from "../src/figures.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { createRunsTable, listRuns } from "../src/runs.ts";
+import { pace, waitFor } from "../src/wait.ts";
 
 const JOBS = 2_000;
 const WORKERS = 4;

@@ -5,10 +5,10 @@ import { Job } from "@ix/contracts";
 import { connect, migrateUp, sql } from "@ix/store";
 import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/store/provision";
 import { describe, expect, test } from "vitest";
-import { statusCounts, terminalCount } from "../src/activity";
-import { printFigures, seededRandom } from "../src/figures";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { pace, waitFor } from "../src/wait";
+import { statusCounts, terminalCount } from "../src/activity.ts";
+import { printFigures, seededRandom } from "../src/figures.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { pace, waitFor } from "../src/wait.ts";
 
 const BATCH = 200;
 const RETRY_AFTER_SECONDS = "1";

@@ -1,12 +1,12 @@
 import { Job } from "@ix/contracts";
 import { jobs } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
-import { listeningWorkers } from "../src/activity";
-import { printFigures } from "../src/figures";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { startReceiver } from "../src/receivers";
-import { createRunsTable, listRuns } from "../src/runs";
-import { waitFor } from "../src/wait";
+import { listeningWorkers } from "../src/activity.ts";
+import { printFigures } from "../src/figures.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { startReceiver } from "../src/receivers.ts";
+import { createRunsTable, listRuns } from "../src/runs.ts";
+import { waitFor } from "../src/wait.ts";
 
 /**
  * A worker frozen past its lease cannot overwrite its successor. The first

@@ -5,11 +5,11 @@ import { fileURLToPath } from "node:url";
 import type { Job, RequestIX } from "@ix/contracts";
 import { type Database, jobs, sql } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
-import { listeningWorkers } from "../src/activity";
-import { printFigures } from "../src/figures";
-import { BEAT_MS, type Heartbeat } from "../src/hostile-pipelines";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { waitFor } from "../src/wait";
+import { listeningWorkers } from "../src/activity.ts";
+import { printFigures } from "../src/figures.ts";
+import { BEAT_MS, type Heartbeat } from "../src/hostile-pipelines.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { waitFor } from "../src/wait.ts";
 
 const MB = 1_048_576;
 const HOSTILE_MODULE = fileURLToPath(new URL("../src/hostile-pipelines.ts", import.meta.url));

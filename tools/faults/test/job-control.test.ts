@@ -5,12 +5,12 @@ import { fileURLToPath } from "node:url";
 import type { Job, RequestIX } from "@ix/contracts";
 import { type Database, type Executor, jobs } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
-import { listeningWorkers } from "../src/activity";
-import { printFigures } from "../src/figures";
-import type { Heartbeat } from "../src/hostile-pipelines";
-import { type IxProcess, killAll, spawnIx } from "../src/processes";
-import { createRunsTable, listRuns, type RunRow } from "../src/runs";
-import { waitFor } from "../src/wait";
+import { listeningWorkers } from "../src/activity.ts";
+import { printFigures } from "../src/figures.ts";
+import type { Heartbeat } from "../src/hostile-pipelines.ts";
+import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { createRunsTable, listRuns, type RunRow } from "../src/runs.ts";
+import { waitFor } from "../src/wait.ts";
 
 const HOSTILE_MODULE = fileURLToPath(new URL("../src/hostile-pipelines.ts", import.meta.url));
 

@@ -1,11 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { type Database, jobs, sql } from "@ix/store";
 import { describe, expect, test } from "@ix/testing";
-import { listeningWorkers } from "../src/activity";
-import { printFigures } from "../src/figures";
-import { type IxProcess, killAll, type Line, spawnIx } from "../src/processes";
-import { type Receiver, startReceiver } from "../src/receivers";
-import { waitFor } from "../src/wait";
+import { listeningWorkers } from "../src/activity.ts";
+import { printFigures } from "../src/figures.ts";
+import { type IxProcess, killAll, type Line, spawnIx } from "../src/processes.ts";
+import { type Receiver, startReceiver } from "../src/receivers.ts";
+import { waitFor } from "../src/wait.ts";
 
 /**
  * One client's bad job must cost only that job (issue 11): a response the

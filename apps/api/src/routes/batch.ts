@@ -2,11 +2,11 @@ import { BatchResults, SubmitJobsBatchBody } from "@ix/contracts";
 import { jobs, type Database } from "@ix/store";
 import type { FastifySchemaCompiler } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { RequestValidationError } from "../problems";
-import { BatchEnvelope, type submitJobRequest } from "../schemas";
-import { judgeSubmissions, parseSubmission } from "../submission";
-import type { UseCaseRegistry } from "../use-case-registry";
-import { describedProblemResponses, jsonResponse } from "./responses";
+import { RequestValidationError } from "../problems.ts";
+import { BatchEnvelope, type submitJobRequest } from "../schemas.ts";
+import { judgeSubmissions, parseSubmission } from "../submission.ts";
+import type { UseCaseRegistry } from "../use-case-registry.ts";
+import { describedProblemResponses, jsonResponse } from "./responses.ts";
 
 export interface BatchRoutesOptions {
   db: Database;

@@ -1,8 +1,8 @@
 import { migrationStatus, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { problem, sendProblem } from "../problems";
-import { Health, Readiness } from "../schemas";
-import { jsonResponse, problemResponses } from "./responses";
+import { problem, sendProblem } from "../problems.ts";
+import { Health, Readiness } from "../schemas.ts";
+import { jsonResponse, problemResponses } from "./responses.ts";
 
 export interface HealthRoutesOptions {
   db: Database;

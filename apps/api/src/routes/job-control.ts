@@ -1,10 +1,10 @@
 import { Job } from "@ix/contracts";
 import { type Database, jobs } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { Caller } from "../auth";
-import { problem, sendProblem } from "../problems";
-import { JobIdParams } from "../schemas";
-import { describedProblemResponses, jsonResponse } from "./responses";
+import type { Caller } from "../auth.ts";
+import { problem, sendProblem } from "../problems.ts";
+import { JobIdParams } from "../schemas.ts";
+import { describedProblemResponses, jsonResponse } from "./responses.ts";
 
 export interface JobControlRoutesOptions {
   db: Database;

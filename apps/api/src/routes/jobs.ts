@@ -2,13 +2,13 @@ import { Job, JobList } from "@ix/contracts";
 import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Caller } from "../auth";
-import { problem, sendProblem } from "../problems";
-import { JobIdParams, JobsQuery, type submitJobRequest } from "../schemas";
-import { judgeSubmissions } from "../submission";
-import { SubmissionBatcher } from "../submission-batcher";
-import type { UseCaseRegistry } from "../use-case-registry";
-import { jsonResponse, problemResponses } from "./responses";
+import type { Caller } from "../auth.ts";
+import { problem, sendProblem } from "../problems.ts";
+import { JobIdParams, JobsQuery, type submitJobRequest } from "../schemas.ts";
+import { judgeSubmissions } from "../submission.ts";
+import { SubmissionBatcher } from "../submission-batcher.ts";
+import type { UseCaseRegistry } from "../use-case-registry.ts";
+import { jsonResponse, problemResponses } from "./responses.ts";
 
 export interface JobRoutesOptions {
   db: Database;

@@ -1,5 +1,5 @@
 import { Problem } from "@ix/contracts";
-import { PROBLEM_CONTENT_TYPE } from "../problems";
+import { PROBLEM_CONTENT_TYPE } from "../problems.ts";
 
 const DESCRIPTIONS: Record<number, string> = {
   400: "Validation failed (every bad field listed in `errors`), malformed JSON, or a bad cursor",

@@ -1,5 +1,5 @@
-import { apiClient } from "../api-client";
-import type { CliEnv } from "../env";
+import { apiClient } from "../api-client.ts";
+import type { CliEnv } from "../env.ts";
 
 /**
  * `ix cancel`: a pending job is cancelled at once; a running one is asked to

@@ -1,9 +1,9 @@
 import { isTerminal, type Job } from "@ix/contracts";
 import { setTimeout as delay } from "node:timers/promises";
-import { apiClient } from "../api-client";
-import { parseDuration } from "../duration";
-import type { CliEnv } from "../env";
-import { UsageError } from "../usage-error";
+import { apiClient } from "../api-client.ts";
+import { parseDuration } from "../duration.ts";
+import type { CliEnv } from "../env.ts";
+import { UsageError } from "../usage-error.ts";
 
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 

@@ -1,6 +1,6 @@
 import { requirePostgresUrl } from "@ix/contracts";
 import { connect, migrateDown, migrateUp, migrationStatus } from "@ix/store";
-import type { CliEnv } from "../env";
+import type { CliEnv } from "../env.ts";
 
 export async function migrate(env: CliEnv, direction: string, { steps }: { steps: number }): Promise<void> {
   const db = connect(requirePostgresUrl(env.IX_POSTGRES_URL, "migrate"), { max: 1, applicationName: "ix-migrate" });

@@ -1,8 +1,8 @@
 import { requirePostgresUrl } from "@ix/contracts";
 import { connect, jobs } from "@ix/store";
-import { parseDuration } from "../duration";
-import type { CliEnv } from "../env";
-import { UsageError } from "../usage-error";
+import { parseDuration } from "../duration.ts";
+import type { CliEnv } from "../env.ts";
+import { UsageError } from "../usage-error.ts";
 
 /** Deletes terminal jobs past retention in batches, so no statement locks much of the table at once. */
 export async function prune(env: CliEnv, { olderThan, batchSize }: { olderThan: string; batchSize: number }): Promise<void> {

@@ -15,8 +15,8 @@ import {
   workerPoolOptions,
 } from "@ix/worker";
 import { pino } from "pino";
-import type { CliEnv } from "../env";
-import { REPOSITORY_ROOT } from "../repository";
+import type { CliEnv } from "../env.ts";
+import { REPOSITORY_ROOT } from "../repository.ts";
 
 /** Callbacks to loopback are refused in production (they would reach the worker's own host); local development needs them. */
 const LOOPBACK = ["127.0.0.0/8", "::1/128", "localhost"];

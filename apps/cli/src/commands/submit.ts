@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { text } from "node:stream/consumers";
 import { MAX_BATCH_JOBS, type BatchItemResult } from "@ix/contracts";
-import { apiClient } from "../api-client";
-import type { CliEnv } from "../env";
-import { UsageError } from "../usage-error";
+import { apiClient } from "../api-client.ts";
+import type { CliEnv } from "../env.ts";
+import { UsageError } from "../usage-error.ts";
 
 /** What the flags add to every submission, under the body's own keys; unset flags add nothing. */
 export interface SubmitOptions {

@@ -1,6 +1,6 @@
 import { createContext, Script } from "node:vm";
 import { z } from "zod";
-import { definePipeline } from "../pipeline";
+import { definePipeline } from "../pipeline.ts";
 
 export const ExtractFieldsOptions = z.strictObject({
   /** Field name → regular expression source (JavaScript syntax, run with the `u` flag). */

@@ -1,9 +1,9 @@
 import { type CallbackDelivery, type Database, jobs, lifecycle, logText, logUrl } from "@ix/store";
 import type { Logger } from "pino";
-import type { CallbackSender } from "../callback-sender";
-import { createClaimLoop } from "../claim-loop";
-import type { CallbackConfig } from "../config";
-import { logDbError } from "../db-retry";
+import type { CallbackSender } from "../callback-sender.ts";
+import { createClaimLoop } from "../claim-loop.ts";
+import type { CallbackConfig } from "../config.ts";
+import { logDbError } from "../db-retry.ts";
 
 export interface CallbackDispatcher {
   /** Begins delivering: from now on the claim loop runs whenever it is woken and there is room. */

@@ -1,12 +1,12 @@
 import type { Job, ResponseIX } from "@ix/contracts";
 import { type Completion, type Database, isTransientDbError, jobs, lifecycle, logText } from "@ix/store";
 import type { Logger } from "pino";
-import { createClaimLoop } from "../claim-loop";
-import type { WorkerConfig } from "../config";
-import { logDbError, retryWhileDbAway } from "../db-retry";
-import type { PipelineRegistry } from "../pipeline";
-import { type RunVerdict, startPipeline } from "../pipeline-run";
-import type { PipelineThreads } from "../pipeline-threads";
+import { createClaimLoop } from "../claim-loop.ts";
+import type { WorkerConfig } from "../config.ts";
+import { logDbError, retryWhileDbAway } from "../db-retry.ts";
+import type { PipelineRegistry } from "../pipeline.ts";
+import { type RunVerdict, startPipeline } from "../pipeline-run.ts";
+import type { PipelineThreads } from "../pipeline-threads.ts";
 
 export interface JobRunner {
   /** Begins claiming: from now on the claim loop runs whenever it is woken and slots are free. */

@@ -1,7 +1,7 @@
 import { type Database, jobs, lifecycle } from "@ix/store";
 import type { Logger } from "pino";
-import type { WorkerConfig } from "../config";
-import { logDbError } from "../db-retry";
+import type { WorkerConfig } from "../config.ts";
+import { logDbError } from "../db-retry.ts";
 
 export interface LeaseKeeper {
   /** Renews every third of the lease from now on, and refreshes the worker's registration with each renewal. */

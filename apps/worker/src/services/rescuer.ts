@@ -1,7 +1,7 @@
 import { type Database, jobs, lifecycle } from "@ix/store";
 import type { Logger } from "pino";
-import type { WorkerConfig } from "../config";
-import { logDbError } from "../db-retry";
+import type { WorkerConfig } from "../config.ts";
+import { logDbError } from "../db-retry.ts";
 
 /** What one pass did (`jobs.RescueResult`): requeued, failed (out of attempts), cancelled (a cancel was requested), or skipped (another rescuer was at it). */
 export type Rescue = jobs.RescueResult;

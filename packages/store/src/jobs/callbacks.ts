@@ -1,9 +1,9 @@
 import type { Job } from "@ix/contracts";
 import { and, eq, getTableColumns, isNull, lte, sql } from "drizzle-orm";
-import type { Executor } from "../db";
-import { type BreakerPolicy, type CallbackOutcome, hostPauseSeconds } from "../lifecycle";
-import { ixCallbackHosts, ixJobs } from "../schema";
-import { clock, type OnUnreadableRow, readJobRow } from "./row";
+import type { Executor } from "../db.ts";
+import { type BreakerPolicy, type CallbackOutcome, hostPauseSeconds } from "../lifecycle.ts";
+import { ixCallbackHosts, ixJobs } from "../schema.ts";
+import { clock, type OnUnreadableRow, readJobRow } from "./row.ts";
 
 export interface CallbackDelivery {
   job: Job;

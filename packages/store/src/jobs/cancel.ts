@@ -1,10 +1,10 @@
 import type { Job } from "@ix/contracts";
 import { and, eq, getTableColumns, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Executor } from "../db";
-import { type CancelRequester, cancelledResponse } from "../lifecycle";
-import { ixJobs } from "../schema";
-import { clock, readJobRow, toJob } from "./row";
+import type { Executor } from "../db.ts";
+import { type CancelRequester, cancelledResponse } from "../lifecycle.ts";
+import { ixJobs } from "../schema.ts";
+import { clock, readJobRow, toJob } from "./row.ts";
 
 /**
  * LISTEN on this channel to hear that a running job's cancel was requested;

@@ -1,13 +1,13 @@
 import { type Job, ResponseIX } from "@ix/contracts";
 import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
-import type { Executor } from "../db";
-import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle";
-import { ixJobs, type JobRow } from "../schema";
-import { applyRows } from "./complete";
-import { withTurns } from "./fair-share";
-import { PENDING_CHANNEL } from "./insert";
-import { clock, type OnUnreadableRow, readJobRow, type UnreadableRow } from "./row";
+import type { Executor } from "../db.ts";
+import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle.ts";
+import { ixJobs, type JobRow } from "../schema.ts";
+import { applyRows } from "./complete.ts";
+import { withTurns } from "./fair-share.ts";
+import { PENDING_CHANNEL } from "./insert.ts";
+import { clock, type OnUnreadableRow, readJobRow, type UnreadableRow } from "./row.ts";
 
 export interface ClaimParams {
   limit: number;

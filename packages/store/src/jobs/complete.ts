@@ -1,13 +1,13 @@
 import { ResponseIX, ResponseMetadata } from "@ix/contracts";
 import { sql } from "drizzle-orm";
 import { PgTransaction } from "drizzle-orm/pg-core";
-import type { Executor } from "../db";
-import { isTransientDbError, sqlState } from "../errors";
-import { cancelReason, completionStatus, errorEntryText, type RunOutcome, unstorableResponse } from "../lifecycle";
-import { maskQuoted } from "../log-safe-error";
-import { appendedErrors } from "./errors-list";
-import { InvalidJobInputError } from "./input";
-import { describeIssues } from "./row";
+import type { Executor } from "../db.ts";
+import { isTransientDbError, sqlState } from "../errors.ts";
+import { cancelReason, completionStatus, errorEntryText, type RunOutcome, unstorableResponse } from "../lifecycle.ts";
+import { maskQuoted } from "../log-safe-error.ts";
+import { appendedErrors } from "./errors-list.ts";
+import { InvalidJobInputError } from "./input.ts";
+import { describeIssues } from "./row.ts";
 
 export interface Completion {
   jobId: string;

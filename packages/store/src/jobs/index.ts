@@ -8,9 +8,9 @@ export {
   type CallbackDelivery,
   type ClaimDueCallbacksParams,
   type HostHealthResult,
-} from "./callbacks";
-export { CANCEL_CHANNEL, cancel, type CancelParams, type CancelResult } from "./cancel";
-export { claimPending, claimPendingStatement, type ClaimParams } from "./claim";
+} from "./callbacks.ts";
+export { CANCEL_CHANNEL, cancel, type CancelParams, type CancelResult } from "./cancel.ts";
+export { claimPending, claimPendingStatement, type ClaimParams } from "./claim.ts";
 export {
   completeMany,
   completeRuns,
@@ -18,8 +18,8 @@ export {
   type CompleteOptions,
   type Completion,
   type UnstorableCompletion,
-} from "./complete";
-export { assertValidSubmissions, InvalidJobInputError } from "./input";
+} from "./complete.ts";
+export { assertValidSubmissions, InvalidJobInputError } from "./input.ts";
 export {
   ConflictingRowGoneError,
   insertPending,
@@ -29,10 +29,10 @@ export {
   PENDING_CHANNEL,
   type InsertPendingParams,
   type InsertPendingResult,
-} from "./insert";
-export { pruneTerminal } from "./prune";
-export { get, getByCorrelation, InvalidCursorError, listJobs, type ReadOptions } from "./read";
-export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease";
-export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue";
-export { retry, type RetryParams, type RetryResult } from "./retry";
-export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, type UnreadableRow } from "./row";
+} from "./insert.ts";
+export { pruneTerminal } from "./prune.ts";
+export { get, getByCorrelation, InvalidCursorError, listJobs, type ReadOptions } from "./read.ts";
+export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease.ts";
+export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue.ts";
+export { retry, type RetryParams, type RetryResult } from "./retry.ts";
+export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, type UnreadableRow } from "./row.ts";

@@ -1,5 +1,5 @@
 import { CallbackUrl, Priority, RequestIX, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
-import { describeIssues } from "./row";
+import { describeIssues } from "./row.ts";
 
 /**
  * Input a repo function refused before writing anything: it breaks the wire

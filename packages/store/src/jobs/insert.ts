@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Job, RequestIX } from "@ix/contracts";
 import { getTableColumns, is, sql, SQL } from "drizzle-orm";
-import type { Executor } from "../db";
-import { ixJobs } from "../schema";
-import { withTurns } from "./fair-share";
-import { assertValidSubmissions } from "./input";
-import { type SubmittedSchedule, submittedSchedule, toJob } from "./row";
+import type { Executor } from "../db.ts";
+import { ixJobs } from "../schema.ts";
+import { withTurns } from "./fair-share.ts";
+import { assertValidSubmissions } from "./input.ts";
+import { type SubmittedSchedule, submittedSchedule, toJob } from "./row.ts";
 
 /** LISTEN on this channel to be woken when a job becomes pending. */
 export const PENDING_CHANNEL = "ix_jobs_pending";

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Executor } from "../db";
-import { assertLeaseSeconds } from "../lifecycle";
-import { clock } from "./row";
+import type { Executor } from "../db.ts";
+import { assertLeaseSeconds } from "../lifecycle.ts";
+import { clock } from "./row.ts";
 
 /** A run a worker holds: the job and the `attempts` it was claimed with (the fence). */
 export interface HeldRun {

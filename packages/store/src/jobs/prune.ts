@@ -1,8 +1,8 @@
 import { and, inArray, isNull, lt, sql } from "drizzle-orm";
 import { TERMINAL_JOB_STATUSES } from "@ix/contracts";
-import type { Executor } from "../db";
-import { ixJobs } from "../schema";
-import { clock } from "./row";
+import type { Executor } from "../db.ts";
+import { ixJobs } from "../schema.ts";
+import { clock } from "./row.ts";
 
 /**
  * Deletes up to `batchSize` terminal jobs finished more than `olderThanSeconds`

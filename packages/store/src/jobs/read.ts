@@ -1,10 +1,10 @@
 import type { Job } from "@ix/contracts";
 import { and, eq, getTableColumns, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Executor } from "../db";
-import { sqlState } from "../errors";
-import { ixJobs } from "../schema";
-import { type OnUnreadableRow, readJobRow } from "./row";
+import type { Executor } from "../db.ts";
+import { sqlState } from "../errors.ts";
+import { ixJobs } from "../schema.ts";
+import { type OnUnreadableRow, readJobRow } from "./row.ts";
 
 export interface ReadOptions {
   /** Told of each row skipped because it is not a valid Job; for the caller's log. */

@@ -1,10 +1,10 @@
 import { ResponseIX } from "@ix/contracts";
 import { and, eq, getTableColumns, lte, or, sql } from "drizzle-orm";
-import type { Executor } from "../db";
-import { decideOrphan, effectiveMaxAttempts, errorEntryText, orphanedRunError } from "../lifecycle";
-import { ixJobs } from "../schema";
-import { appendedErrors } from "./errors-list";
-import { clock } from "./row";
+import type { Executor } from "../db.ts";
+import { decideOrphan, effectiveMaxAttempts, errorEntryText, orphanedRunError } from "../lifecycle.ts";
+import { ixJobs } from "../schema.ts";
+import { appendedErrors } from "./errors-list.ts";
+import { clock } from "./row.ts";
 
 /** Held for the length of one rescue's transaction, so one rescuer acts at a time (any constant, the same in every ix process). */
 const RESCUE_LOCK_KEY = 0x1c_5c0e;

@@ -1,11 +1,11 @@
 import type { Job } from "@ix/contracts";
 import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Executor } from "../db";
-import { decideManualRetry } from "../lifecycle";
-import { ixJobs } from "../schema";
-import { PENDING_CHANNEL } from "./insert";
-import { clock, readJobRow, toJob } from "./row";
+import type { Executor } from "../db.ts";
+import { decideManualRetry } from "../lifecycle.ts";
+import { ixJobs } from "../schema.ts";
+import { PENDING_CHANNEL } from "./insert.ts";
+import { clock, readJobRow, toJob } from "./row.ts";
 
 export interface RetryParams {
   jobId: string;

@@ -1,7 +1,7 @@
 import { Job } from "@ix/contracts";
 import { sql, type SQL } from "drizzle-orm";
 import type { z } from "zod";
-import type { JobRow } from "../schema";
+import type { JobRow } from "../schema.ts";
 
 /** The database's clock, or an explicit instant for tests: every time a repo function writes or compares comes from here. */
 export function clock(now: Date | undefined): SQL {

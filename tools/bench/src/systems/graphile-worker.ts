@@ -1,8 +1,8 @@
 import { pg } from "@ix/store";
 import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from "graphile-worker";
-import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
 import { waitFor } from "@ix/testing/wait";
-import { Arrivals, type QueueSystem, within } from "./system";
+import { Arrivals, type QueueSystem, within } from "./system.ts";
 
 const TASK = "bench_noop";
 

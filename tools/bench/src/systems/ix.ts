@@ -3,8 +3,8 @@ import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
 import { fileURLToPath } from "node:url";
 import { createWorker, definePipeline, loadPipelineModules, type PipelineIsolation, workerConfig } from "@ix/worker";
 import { waitFor } from "@ix/testing/wait";
-import { concurrentLoops, perSecond, runCounter } from "../stats";
-import { Arrivals, type QueueSystem, type Workload, within } from "./system";
+import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
+import { Arrivals, type QueueSystem, type Workload, within } from "./system.ts";
 
 const USE_CASE = "bench_noop";
 /** ix's throughput configuration: a local queue of 500 claimed jobs, as graphile-worker gets (`localQueue.size`). */

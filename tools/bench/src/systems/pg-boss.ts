@@ -1,8 +1,8 @@
 import { pg } from "@ix/store";
 import PgBoss from "pg-boss";
-import { concurrentLoops, perSecond, runCounter } from "../stats";
+import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
 import { waitFor } from "@ix/testing/wait";
-import { Arrivals, type QueueSystem, within } from "./system";
+import { Arrivals, type QueueSystem, within } from "./system.ts";
 
 const QUEUE = "bench_noop";
 const CHANNEL = "pgboss_bench_insert";
