@@ -1,7 +1,6 @@
 import { requirePostgresUrl } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
-import { connect, logSerializers, migrationStatus, type Database } from "@ix/store";
-import { redactUrl } from "@ix/store/provision";
+import { connect, logSerializers, migrationStatus, redactUrl, type Database } from "@ix/store";
 import { pino, type Logger } from "pino";
 import { buildApp, type ApiApp } from "./app.ts";
 import { assertSafeBind, type ApiConfig } from "./config.ts";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Job } from "@ix/contracts";
 import { connect, migrateUp } from "@ix/store";
-import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/store/provision";
+import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/provision";
 import { describe, expect, test } from "vitest";
 import type { ApiApp } from "../src/index.ts";
 import { appFor, body, expectProblem } from "./fixtures.ts";

@@ -1,6 +1,6 @@
 import type { RequestIX } from "@ix/contracts";
 import { connect, isTransientDbError, jobs, sql, type Database } from "@ix/store";
-import { freePort } from "@ix/store/provision";
+import { freePort } from "@ix/provision";
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { SubmissionBatcher, SubmissionQueueTimeoutError, SubmissionsClosedError } from "../src/submission-batcher.ts";

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "@ix/store";
-import { freePort } from "@ix/store/provision";
+import { freePort } from "@ix/provision";
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { exited, runIx, spawnIx, waitForOutput } from "./run-ix.ts";

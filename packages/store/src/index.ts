@@ -20,4 +20,4 @@ export type {
   RunOutcome,
   RunRecord,
 } from "./lifecycle.ts";
-export { logSafeError, logSerializers, logText, logUrl, type LoggedError } from "./log-safe-error.ts";
+export { logSafeError, logSerializers, logText, logUrl, redactUrl, type LoggedError } from "./log-safe-error.ts";

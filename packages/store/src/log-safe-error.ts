@@ -113,5 +113,16 @@ export function logUrl(url: string | null | undefined): string | null {
   return `${origin}${pathname}`;
 }
 
+/** A connection URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
 /** pino `serializers` for every app: `pino({ serializers: logSerializers })`. */
 export const logSerializers = { err: (error: unknown) => logSafeError(error) };

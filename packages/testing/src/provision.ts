@@ -1,4 +1,4 @@
-import { type ProvisionedPostgres, type ProvisionOptions, provisionPostgres, redactUrl } from "@ix/store/provision";
+import { type ProvisionedPostgres, type ProvisionOptions, provisionPostgres, redactUrl } from "@ix/provision";
 
 /**
  * Finds the PostgreSQL server a test run uses, in order: an explicit URL; a

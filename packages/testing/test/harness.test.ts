@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assertReachable, freePort } from "@ix/store/provision";
+import { assertReachable, freePort } from "@ix/provision";
 import { describe, expect, it } from "vitest";
 import { provisionTestServer, waitFor } from "../src/index.ts";
 

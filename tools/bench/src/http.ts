@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { RequestIX } from "@ix/contracts";
 import { connect, migrateUp, sql, workers } from "@ix/store";
-import { freePort } from "@ix/store/provision";
+import { freePort } from "@ix/provision";
 import autocannon from "autocannon";
 import { waitFor } from "@ix/testing/wait";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { provisionPostgres, redactUrl } from "@ix/store/provision";
+import { provisionPostgres, redactUrl } from "@ix/provision";
 import { adminQuery, databaseUrl, quoteIdent } from "@ix/testing/admin";
 
 /** The PostgreSQL server every system is measured on, and fresh databases on it. */

