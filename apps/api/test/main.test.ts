@@ -136,7 +136,7 @@ describe("binding without keys", () => {
 describe("ix api as a process", () => {
   test("serves from its environment and exits 0 on SIGTERM", async ({ database: { url } }) => {
     const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
-    const child = spawn(tsx, [fileURLToPath(new URL("./serve-api.ts", import.meta.url))], {
+    const child = spawn(tsx, ["--conditions=source", fileURLToPath(new URL("./serve-api.ts", import.meta.url))], {
       env: { PATH: process.env.PATH, IX_POSTGRES_URL: url, IX_API_PORT: "0", IX_API_KEYS: KEYS_ENV, IX_LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { ConfigError, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";

@@ -1,18 +1,37 @@
 import { createRequire } from "node:module";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { ConfigError } from "@ix/contracts";
 import { type AnyPipeline, markThreadSource, pipelineShapeError } from "./pipeline.ts";
 
-/** An IX_PIPELINE_MODULES entry could not be loaded; the message names the entry and why. */
-export class PipelineModuleError extends Error {
+/**
+ * An IX_PIPELINE_MODULES entry could not be loaded; the message names the
+ * entry and why. A configuration error like any bad variable (`ix` exits 2).
+ */
+export class PipelineModuleError extends ConfigError {
   constructor(
     readonly specifier: string,
     reason: string,
-    options?: { cause?: unknown },
+    options?: ErrorOptions,
   ) {
-    super(`IX_PIPELINE_MODULES entry "${specifier}": ${reason}`, options);
+    super([{ variable: "IX_PIPELINE_MODULES", message: `entry "${specifier}": ${reason}` }], options);
     this.name = "PipelineModuleError";
   }
+}
+
+const TYPESCRIPT = /\.[cm]?tsx?$/;
+let typeScriptLoader: Promise<void> | null = null;
+
+/**
+ * Compiled ix runs on plain Node, which cannot import a pipeline written in
+ * TypeScript; tsx registers that ability once per thread, before the first such
+ * import (a failed import would stay failed). From source, whatever runs ix
+ * (tsx, vitest) already has it.
+ */
+function loadsTypeScript(location: string): Promise<void> {
+  if (!import.meta.url.endsWith(".js") || !TYPESCRIPT.test(new URL(location, "file:///").pathname)) return Promise.resolve();
+  typeScriptLoader ??= import("tsx/esm/api").then(({ register }) => void register());
+  return typeScriptLoader;
 }
 
 function isPath(specifier: string): boolean {
@@ -51,6 +70,7 @@ export async function loadPipelineModules(
     let module: { default?: unknown };
     const location = locate(specifier, baseDir);
     try {
+      await loadsTypeScript(location);
       module = (await import(location)) as { default?: unknown };
     } catch (error) {
       throw new PipelineModuleError(specifier, `cannot be imported: ${error instanceof Error ? error.message : String(error)}`, {

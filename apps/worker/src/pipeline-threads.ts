@@ -8,7 +8,12 @@ import { type Execution, messageOf } from "./pipeline.ts";
 import type { Attempt } from "./pipeline-run.ts";
 import { type AbortMessage, type PingTask, RUN_KEY_FIELD, type RunResult, type RunTask, type ThreadData, type ThreadMessage, type ThreadTask } from "./pipeline-thread-protocol.ts";
 
-const THREAD_FILE = new URL("./pipeline-thread-boot.mjs", import.meta.url).href;
+/**
+ * The file each pipeline thread starts with. Run from source (tsx, vitest), a
+ * thread has to register tsx before it can import TypeScript, which the boot
+ * file does; compiled (dist/), it starts with the thread's JavaScript directly.
+ */
+const THREAD_FILE = new URL(import.meta.url.endsWith(".ts") ? "./pipeline-thread-boot.mjs" : "./pipeline-thread.js", import.meta.url).href;
 
 /** How long a terminated thread may take to exit before its slot is given up on (and a warning logged). */
 const EXIT_WAIT_MS = 10_000;

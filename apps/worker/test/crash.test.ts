@@ -14,7 +14,7 @@ describe("a worker killed with SIGKILL mid-job", () => {
     database: { db, url },
   }) => {
     const job = await submit(db, { use_case: "slow" });
-    const child = spawn(process.execPath, ["--import", "tsx", script, url], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", script, url], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();

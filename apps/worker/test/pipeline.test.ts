@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import type { Job } from "@ix/contracts";
+import { ConfigError, type Job } from "@ix/contracts";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -132,7 +132,11 @@ describe("loadPipelineModules", () => {
     const loaded = await loadPipelineModules(["@ix/worker", `${dir}echo-and-count.ts`], { baseDir: dir }).catch((e: unknown) => e);
     // @ix/worker has no default export: the error names the entry.
     expect(loaded).toBeInstanceOf(PipelineModuleError);
-    expect((loaded as Error).message).toBe('IX_PIPELINE_MODULES entry "@ix/worker": has no default export (export a pipeline or an array of them)');
+    // A configuration error like any bad variable, so `ix` exits 2 for it.
+    expect(loaded).toBeInstanceOf(ConfigError);
+    expect((loaded as Error).message).toBe(
+      'invalid configuration:\n  IX_PIPELINE_MODULES: entry "@ix/worker": has no default export (export a pipeline or an array of them)',
+    );
     const byPath = await loadPipelineModules([`${dir}echo-and-count.ts`, `${dir}shout.mjs`]);
     expect(byPath.map((p) => p.name)).toEqual(["echo_texts", "count_texts", "shout"]);
   });

@@ -2,8 +2,11 @@ import { z } from "zod";
 
 /** Start-up configuration was wrong; the message names every bad variable. */
 export class ConfigError extends Error {
-  constructor(readonly problems: Array<{ variable: string; message: string }>) {
-    super(`invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join("\n")}`);
+  constructor(
+    readonly problems: Array<{ variable: string; message: string }>,
+    options?: ErrorOptions,
+  ) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join("\n")}`, options);
     this.name = "ConfigError";
   }
 }

@@ -35,7 +35,7 @@ function request(requestId: string): RequestIX {
 /** Starts `ix api` on its own process over `url`, waits until /healthz answers. */
 async function startApiProcess(url: string, poolSize: number): Promise<{ base: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./api-process.ts", import.meta.url))], {
+  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("./api-process.ts", import.meta.url))], {
     cwd: fileURLToPath(new URL("..", import.meta.url)),
     env: {
       IX_POSTGRES_URL: url,

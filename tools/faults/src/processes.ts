@@ -32,7 +32,7 @@ const STARTED = { worker: "worker starting", api: "ix api listening" } as const;
 
 /** Starts `ix-process.ts <mode>` with exactly `env` (and PATH). */
 export function spawnIx(mode: "worker" | "api", env: Record<string, string>): IxProcess {
-  const child = spawn(process.execPath, ["--import", tsx, script, mode], {
+  const child = spawn(process.execPath, ["--conditions=source", "--import", tsx, script, mode], {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -26,7 +26,7 @@ export function findBenchHarness(from: string = fileURLToPath(import.meta.url)):
  * stdio, cwd and environment, and resolves with its exit code.
  */
 export function runBenchHarness(entry: string, args: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), entry, ...args], { stdio: "inherit" });
+  const child = spawn(process.execPath, ["--conditions=source", "--import", import.meta.resolve("tsx"), entry, ...args], { stdio: "inherit" });
   // A signal meant for `ix` (a process manager's SIGTERM) must stop the harness too.
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
