@@ -97,6 +97,32 @@ const MECHANISMS: Mechanism[] = [
     ),
   },
   {
+    // The same, locking in the lateral instead: a claimer skips another's rows and takes each client's next
+    // ones, but every claim locks up to `limit` rows of every client, and holds them until it commits.
+    name: "round robin, locked per client",
+    index: "create index bench_rr_idx on ix_jobs (client_id, run_at) where status = 'pending'",
+    claim: claimOf(
+      (limit) => sql`
+        with recursive clients(client_id) as (
+          (select client_id from ix_jobs where status = 'pending' order by client_id limit 1)
+          union all
+          select (select n.client_id from ix_jobs as n where n.status = 'pending' and n.client_id > clients.client_id order by n.client_id limit 1)
+          from clients where clients.client_id is not null
+        )
+        select fair.job_id from (
+          select due.job_id, due.run_at, row_number() over (partition by due.client_id order by due.run_at, due.job_id) as client_rank
+          from clients cross join lateral (
+            select j.job_id, j.client_id, j.run_at from ix_jobs as j
+            where j.client_id = clients.client_id and j.status = 'pending' and j.run_at <= now()
+            order by j.run_at limit ${limit}
+            for update skip locked
+          ) as due
+        ) as fair
+        order by fair.client_rank, fair.run_at, fair.job_id
+        limit ${limit}`,
+    ),
+  },
+  {
     name: "rank by window function",
     index: "create index bench_rank_idx on ix_jobs (client_id, created_at, job_id) where status = 'pending'",
     claim: claimOf((limit) =>

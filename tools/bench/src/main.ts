@@ -46,6 +46,7 @@ function isolations(value: string): Array<"inline" | "thread"> {
 }
 
 function systemNames(value: string): SystemName[] {
+  if (value.trim() === "") return [];
   const names = value.split(",").map((s) => s.trim());
   const unknown = names.filter((s) => !(SYSTEMS as readonly string[]).includes(s));
   if (unknown.length > 0) throw new InvalidArgumentError(`unknown ${unknown.join(", ")} (known: ${SYSTEMS.join(", ")})`);
@@ -81,7 +82,7 @@ const program = new Command("bench")
     clientCounts,
     [...BENCH_DEFAULTS.fairClients],
   )
-  .option("--systems <list>", `queues to run, comma-separated: ${SYSTEMS.join(", ")}`, systemNames)
+  .option("--systems <list>", `queues to run, comma-separated: ${SYSTEMS.join(", ")}; empty skips them`, systemNames)
   .option("--isolation <list>", "where ix's pipelines run in its process phase: inline, thread, or inline,thread for both", isolations, ["inline"])
   .option("--database-url <url>", "the PostgreSQL server (default IX_POSTGRES_URL; without either, an embedded one)")
   .option("--json-out <file>", "also write every result as one JSON document to this file")

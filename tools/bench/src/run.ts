@@ -46,7 +46,7 @@ export interface BenchOptions {
    * jobs, then client B's 20). [] skips both.
    */
   fairClients?: readonly number[];
-  /** Which queues to run (default all three). */
+  /** Which queues to run (default all three; [] skips them). */
   systems?: readonly SystemName[];
   /**
    * Where ix's pipelines run in its process phase, each run in turn (default
