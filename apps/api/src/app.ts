@@ -4,7 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Job } from "@ix/contracts";
 import { createCallbackTargetPolicy } from "@ix/contracts/callback-target";
-import { type Database, logSerializers } from "@ix/store";
+import { type Database, logSerializers, workers } from "@ix/store";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -22,9 +22,12 @@ import type { z } from "zod";
 import { createAuthenticator, type Caller } from "./auth";
 import type { ApiConfig } from "./config";
 import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems";
+import { batchRoutes } from "./routes/batch";
 import { healthRoutes } from "./routes/health";
 import { jobControlRoutes } from "./routes/job-control";
 import { jobRoutes } from "./routes/jobs";
+import { submitJobRequest } from "./schemas";
+import { UseCaseRegistry } from "./use-case-registry";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -200,11 +203,23 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
       }
       request.caller = result.caller;
     });
+    // One schema and one registry for both ways in, so a batch item is judged exactly as POST /jobs judges it.
+    const submitSchema = submitJobRequest(createCallbackTargetPolicy(config.callbackAllowedHosts));
+    const registry = new UseCaseRegistry(() => workers.knownUseCases(db, { withinDays: config.workerRegistryDays }));
     await scope.register(jobRoutes, {
       db,
       authenticated,
       submitQueueTimeoutMs: config.submitQueueTimeoutMs,
-      callbackPolicy: createCallbackTargetPolicy(config.callbackAllowedHosts),
+      submitSchema,
+      registry,
+    });
+    await scope.register(batchRoutes, {
+      db,
+      authenticated,
+      submitSchema,
+      registry,
+      bodyLimitBytes: config.bodyLimitBytes,
+      batchBodyLimitBytes: config.batchBodyLimitBytes,
     });
     await scope.register(jobControlRoutes, { db, authenticated });
   });

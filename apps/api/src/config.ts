@@ -11,7 +11,12 @@ export interface ApiConfig {
   port: number;
   /** Empty: no auth, every job visible to every caller, loopback only. */
   apiKeys: readonly ApiKey[];
+  /** The largest request body, and so the largest one submission, in bytes. */
   bodyLimitBytes: number;
+  /** The largest POST /jobs/batch body; each item is still held to `bodyLimitBytes`. */
+  batchBodyLimitBytes: number;
+  /** A use_case is known when a worker serving it was seen within this many days (IX_WORKER_REGISTRY_DAYS). */
+  workerRegistryDays: number;
   /** Sent as Retry-After with every 503. */
   retryAfterSeconds: number;
   /**
@@ -49,6 +54,8 @@ export function apiConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
     port: 8080,
     apiKeys: [],
     bodyLimitBytes: 1_048_576,
+    batchBodyLimitBytes: 16_777_216,
+    workerRegistryDays: 7,
     retryAfterSeconds: 2,
     submitQueueTimeoutMs: 2_000,
     headersTimeoutMs: 10_000,

@@ -59,6 +59,9 @@ export const ApiEnv = z.object({
   IX_API_KEYS: envDefault(ApiKeys, []),
   // Larger request bodies are refused with 413 before they are parsed.
   IX_API_BODY_LIMIT_BYTES: envDefault(envVar.int(1_024, 100 * 1_048_576), 1_048_576),
+  // The same for POST /jobs/batch, which carries up to 1,000 submissions; each item is still
+  // held to IX_API_BODY_LIMIT_BYTES (a larger one is that item's 413).
+  IX_API_BATCH_BODY_LIMIT_BYTES: envDefault(envVar.int(1_024, 1_024 * 1_048_576), 16_777_216),
   // Connections this API process keeps; a request that finds none free within
   // IX_API_DB_CONNECT_TIMEOUT_MS is answered 503 rather than queued forever.
   IX_API_DB_POOL_SIZE: envDefault(envVar.int(1, 1_000), 10),
@@ -86,6 +89,8 @@ export const ApiEnv = z.object({
   // Hosts, IP addresses and CIDRs callbacks may reach although not public. The API refuses
   // at submit a callback_url whose host is a non-public IP literal not listed here (400);
   // the worker checks every target again on the address it connects to.
+  // A submission's use_case must be served by a worker seen within this many days, else 422.
+  IX_WORKER_REGISTRY_DAYS: envDefault(envVar.int(1, 3_650), 7),
   IX_CALLBACK_ALLOWED_HOSTS: envDefault(
     envVar.list().superRefine((entries, ctx) => {
       const parsed = parseAllowedHosts(entries);
@@ -107,6 +112,8 @@ export function apiConfigFromEnv(env: ApiEnv): ApiConfig {
     port: env.IX_API_PORT,
     apiKeys: env.IX_API_KEYS,
     bodyLimitBytes: env.IX_API_BODY_LIMIT_BYTES,
+    batchBodyLimitBytes: env.IX_API_BATCH_BODY_LIMIT_BYTES,
+    workerRegistryDays: env.IX_WORKER_REGISTRY_DAYS,
     retryAfterSeconds: env.IX_API_RETRY_AFTER_SECONDS,
     submitQueueTimeoutMs: env.IX_API_DB_CONNECT_TIMEOUT_MS,
     headersTimeoutMs: env.IX_API_HEADERS_TIMEOUT_MS,

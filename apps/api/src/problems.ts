@@ -27,6 +27,7 @@ export const PROBLEMS = {
   "job-state-conflict": { status: 409, title: "The job's status does not allow this" },
   "payload-too-large": { status: 413, title: "Request body too large" },
   "unsupported-media-type": { status: 415, title: "Request body must be application/json" },
+  "unknown-use-case": { status: 422, title: "No worker serves this use_case" },
   unavailable: { status: 503, title: "Database unavailable, retry later" },
   internal: { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -40,10 +41,16 @@ export function problemType(kind: ProblemKind): string {
 export function problem(
   kind: ProblemKind,
   detail?: string,
-  extra: { errors?: FieldError[]; job_id?: string; instance?: string } = {},
+  extra: { errors?: FieldError[]; job_id?: string; instance?: string; known_use_cases?: string[] } = {},
 ): Problem {
   const { status, title } = PROBLEMS[kind];
   return { type: problemType(kind), title, status, ...(detail === undefined ? {} : { detail }), ...extra };
+}
+
+/** A 400 listing every bad field of `part` (e.g. "request body"), unknown keys by name. */
+export function validationProblem(part: string, error: z.ZodError): Problem {
+  const errors = fieldErrors(error);
+  return problem("validation", `the ${part} has ${errors.length} invalid field(s)`, { errors });
 }
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
@@ -90,11 +97,7 @@ export function problemForError(
   const error = thrown instanceof Error ? (thrown as FastifyError) : new Error(`non-Error thrown: ${String(thrown)}`, { cause: thrown });
   if (error instanceof RequestValidationError) {
     const context = error.validationContext ?? "body";
-    const part = PART_NAMES[context] ?? context;
-    const errors = fieldErrors(error.zodError);
-    return {
-      problem: problem("validation", `the ${part} has ${errors.length} invalid field(s)`, { errors }),
-    };
+    return { problem: validationProblem(PART_NAMES[context] ?? context, error.zodError) };
   }
   if (error instanceof InvalidCursorError) {
     return { problem: problem("invalid-cursor", "pass back next_cursor exactly as a previous page returned it") };

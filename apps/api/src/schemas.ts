@@ -1,4 +1,15 @@
-import { ClientId, Job, JobList, ListJobsQuery, Problem, RequestId, SubmitJobBody } from "@ix/contracts";
+import {
+  BatchResults,
+  ClientId,
+  Job,
+  JobList,
+  ListJobsQuery,
+  MAX_BATCH_JOBS,
+  Problem,
+  RequestId,
+  SubmitJobBody,
+  SubmitJobsBatchBody,
+} from "@ix/contracts";
 import { type CallbackTargetPolicy, createCallbackTargetPolicy, ipLiteralRefusal } from "@ix/contracts/callback-target";
 import { z } from "zod";
 
@@ -78,6 +89,14 @@ export function submitJobRequest(policy: CallbackTargetPolicy) {
 /** With the default policy (no IX_CALLBACK_ALLOWED_HOSTS). */
 export const SubmitJobRequest = submitJobRequest(createCallbackTargetPolicy());
 
+/**
+ * What `POST /jobs/batch` itself validates: the envelope. A bad item must not
+ * fail the request, so items are left as they came and each is parsed with
+ * the `POST /jobs` schema by itself; the route documents SubmitJobsBatchBody,
+ * the same envelope with its items spelled out.
+ */
+export const BatchEnvelope = z.strictObject({ jobs: z.array(z.unknown()).min(1).max(MAX_BATCH_JOBS) });
+
 export const JobIdParams = z.strictObject({ job_id: z.uuid().describe("The job_id returned by POST /jobs") });
 
 /**
@@ -110,6 +129,9 @@ for (const [schema, id] of [
   [Job, "Job"],
   [JobList, "JobList"],
   [Problem, "Problem"],
+  [SubmitJobBody, "Submission"],
+  [SubmitJobsBatchBody, "SubmissionBatch"],
+  [BatchResults, "BatchResults"],
 ] as const) {
   if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
 }

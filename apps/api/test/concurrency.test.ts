@@ -1,8 +1,7 @@
 import { Job } from "@ix/contracts";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp } from "../src";
-import { body, jobCount } from "./fixtures";
+import { appFor, body, jobCount } from "./fixtures";
 
 async function post(base: string, payload: string): Promise<{ status: number; location: string | null; job: Job }> {
   const response = await fetch(`${base}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: payload });
@@ -11,7 +10,7 @@ async function post(base: string, payload: string): Promise<{ status: number; lo
 
 describe("concurrent submissions over real HTTP", () => {
   test("200 distinct POSTs at once: 200 jobs, each answered 201 with its own job", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig({ port: 0 }) });
+    const app = await appFor(db, { port: 0 });
     try {
       const base = await app.listen({ host: "127.0.0.1", port: 0 });
       const bodies = Array.from({ length: 200 }, (_, i) => body({ callback_url: `https://hooks.example/${i}` }));
@@ -35,7 +34,7 @@ describe("concurrent submissions over real HTTP", () => {
   });
 
   test("50 identical POSTs at once make one job: 201 once, 200 for the rest, one job_id", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig({ port: 0 }) });
+    const app = await appFor(db, { port: 0 });
     try {
       const base = await app.listen({ host: "127.0.0.1", port: 0 });
       const payload = JSON.stringify(body({ callback_url: "https://hooks.example/ix" }));
@@ -63,7 +62,7 @@ describe("concurrent submissions over real HTTP", () => {
   test("50 POSTs sharing a request_id but differing in request: one job, the others 409 naming it", async ({
     database: { db },
   }) => {
-    const app = await buildApp({ db, config: apiConfig({ port: 0 }) });
+    const app = await appFor(db, { port: 0 });
     try {
       const base = await app.listen({ host: "127.0.0.1", port: 0 });
       const requestId = `race-${Date.now()}`;

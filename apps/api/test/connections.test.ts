@@ -1,7 +1,8 @@
 import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp, type ApiApp, type ApiConfig } from "../src";
-import { bearer, body, KEY_A, KEYS } from "./fixtures";
+import type { Database } from "@ix/store";
+import type { ApiApp, ApiConfig } from "../src";
+import { bearer, body, KEY_A, KEYS, listeningApp } from "./fixtures";
 import { openRaw, postHead, type RawConnection } from "./raw-connection";
 
 /**
@@ -13,10 +14,8 @@ import { openRaw, postHead, type RawConnection } from "./raw-connection";
 
 const SHORT = { headersTimeoutMs: 500, requestTimeoutMs: 1_000, keepAliveTimeoutMs: 500 } satisfies Partial<ApiConfig>;
 
-async function listening(db: Parameters<typeof buildApp>[0]["db"], config: Partial<ApiConfig>): Promise<{ app: ApiApp; base: string }> {
-  const app = await buildApp({ db, config: apiConfig({ apiKeys: KEYS, ...config }) });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
-  return { app, base };
+function listening(db: Database, config: Partial<ApiConfig>): Promise<{ app: ApiApp; base: string }> {
+  return listeningApp(db, { apiKeys: KEYS, ...config });
 }
 
 const closedBy = (connection: RawConnection, what: string, timeoutMs = 15_000) =>

@@ -1,7 +1,6 @@
 import { migrateDown } from "@ix/store";
 import { test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp } from "../src";
 import { appFor, body, expectProblem, jobCount } from "./fixtures";
 
 describe("problem+json for bad requests", () => {
@@ -107,7 +106,7 @@ describe("problem+json for bad requests", () => {
     database: { db },
   }) => {
     const app = await appFor(db);
-    const allowing = await buildApp({ db, config: apiConfig({ callbackAllowedHosts: ["127.0.0.0/8"] }) });
+    const allowing = await appFor(db, { callbackAllowedHosts: ["127.0.0.0/8"] });
     try {
       for (const [url, why] of [
         ["http://169.254.169.254/latest/meta-data/", /link-local/],
@@ -177,7 +176,7 @@ describe("problem+json for bad requests", () => {
   });
 
   test("a body over the configured limit is 413 and stores nothing", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig({ bodyLimitBytes: 4_096 }) });
+    const app = await appFor(db, { bodyLimitBytes: 4_096 });
     try {
       const fits = body({ context: { texts: ["x".repeat(3_000)] } });
       const tooBig = body({ context: { texts: ["x".repeat(4_096)] } });
@@ -235,7 +234,7 @@ describe("an unavailable database answers 503 with Retry-After, never a hang", (
     database,
   }) => {
     const db = database.connect({ max: 1, connectionTimeoutMillis: 300 });
-    const app = await buildApp({ db, config: apiConfig({ retryAfterSeconds: 7 }) });
+    const app = await appFor(db, { retryAfterSeconds: 7 });
     const held = await db.$client.connect();
     try {
       const response = await app.inject({ method: "POST", url: "/jobs", payload: body() });
@@ -253,7 +252,7 @@ describe("an unavailable database answers 503 with Retry-After, never a hang", (
 
   test("a statement stuck behind a lock is cancelled by statement_timeout and answered 503", async ({ database }) => {
     const db = database.connect({ max: 2, statementTimeoutMillis: 300 });
-    const app = await buildApp({ db, config: apiConfig() });
+    const app = await appFor(db);
     const locker = await database.db.$client.connect();
     try {
       await locker.query("begin");

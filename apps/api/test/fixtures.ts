@@ -1,7 +1,8 @@
+import { randomUUID } from "node:crypto";
 import type { Job, Problem, SubmitJobBody } from "@ix/contracts";
-import { sql, type Database } from "@ix/store";
+import { sql, workers, type Database } from "@ix/store";
 import { expect } from "vitest";
-import { apiConfig, buildApp, type ApiApp, type ApiConfig } from "../src";
+import { apiConfig, buildApp, type ApiApp, type ApiConfig, type BuildAppOptions } from "../src";
 
 export const KEY_A = "key-for-client-a-0123456789";
 export const KEY_B = "key-for-client-b-9876543210";
@@ -10,9 +11,54 @@ export const KEYS = [
   { clientId: "client-b", key: KEY_B },
 ];
 
-/** An app over the test's database; closed by the caller (or with `using`-style try/finally). */
-export async function appFor(db: Database, config: Partial<ApiConfig> = {}): Promise<ApiApp> {
-  return buildApp({ db, config: apiConfig(config) });
+type AppOptions = Omit<BuildAppOptions, "db" | "config">;
+
+/** The use_case `body()` submits. */
+export const USE_CASE = "extract_fields";
+
+/**
+ * Records a worker serving `useCases` in the test's database, as a starting
+ * worker does: the API accepts only use_cases a registered worker serves.
+ */
+export async function registerWorker(db: Database, useCases: readonly string[] = [USE_CASE]): Promise<void> {
+  await workers.registerWorker(db, { id: randomUUID(), host: "test-host", pid: process.pid, useCases, concurrency: 1 });
+}
+
+/**
+ * An app over the test's database, with a worker registered for USE_CASE as
+ * in a running ix; closed by the caller (or with `using`-style try/finally).
+ */
+export async function appFor(db: Database, config: Partial<ApiConfig> = {}, options: AppOptions = {}): Promise<ApiApp> {
+  await registerWorker(db);
+  return buildApp({ db, config: apiConfig(config), ...options });
+}
+
+/** An app listening on a free loopback port, reached over real sockets as a client would; `base` is its URL. */
+export async function listeningApp(
+  db: Database,
+  config: Partial<ApiConfig> = {},
+  options: AppOptions = {},
+): Promise<{ app: ApiApp; base: string }> {
+  const app = await appFor(db, config, options);
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  return { app, base };
+}
+
+export interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  json: unknown;
+}
+
+/** POSTs JSON (a string is sent as it is) over a real connection and reads the answer. */
+export async function postJson(base: string, path: string, payload: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof payload === "string" ? payload : JSON.stringify(payload),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, json: text === "" ? null : JSON.parse(text) };
 }
 
 let counter = 0;
@@ -21,7 +67,7 @@ let counter = 0;
 export function body(overrides: Partial<SubmitJobBody> & Record<string, unknown> = {}): Record<string, unknown> {
   counter += 1;
   return {
-    use_case: "extract_fields",
+    use_case: USE_CASE,
     ix_client_id: "client-a",
     request_id: `req-${process.pid}-${counter}`,
     context: { texts: ["Invoice 42, total 10.00 EUR"] },

@@ -2,8 +2,8 @@ import { Problem } from "@ix/contracts";
 import { test } from "@ix/testing";
 import fc from "fast-check";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp, type ApiApp } from "../src";
-import { body, jobCount } from "./fixtures";
+import type { ApiApp } from "../src";
+import { appFor, body, jobCount } from "./fixtures";
 
 /**
  * Fuzzed bodies: whatever arrives, the answer is a 4xx problem+json
@@ -157,7 +157,7 @@ async function expectProblemAnswer(app: ApiApp, request: { contentType: string; 
 
 describe("fuzzed request bodies", () => {
   test("1,200 malformed POST /jobs bodies: every answer is a 4xx problem, nothing is stored", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig({ bodyLimitBytes: BODY_LIMIT }) });
+    const app = await appFor(db, { bodyLimitBytes: BODY_LIMIT });
     const statuses = new Map<number, number>();
     try {
       await fc.assert(
@@ -176,7 +176,7 @@ describe("fuzzed request bodies", () => {
   });
 
   test("300 fuzzed GET /jobs query strings never cause a 5xx; refusals are problems", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig() });
+    const app = await appFor(db);
     try {
       const value = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("0", "-1", "1e3", "200", "201", "pending", "DONE", "\u0000", "\ud800"));
       const query = fc.dictionary(fc.constantFrom("client_id", "request_id", "status", "limit", "cursor", "junk"), value, { maxKeys: 4 });

@@ -2,8 +2,7 @@ import { Writable } from "node:stream";
 import { test } from "@ix/testing";
 import { pino } from "pino";
 import { describe, expect } from "vitest";
-import { apiConfig, buildApp } from "../src";
-import { body, expectProblem, jobCount } from "./fixtures";
+import { appFor, body, expectProblem, jobCount } from "./fixtures";
 
 /** A pino logger whose JSON lines are kept in memory. */
 function capturingLogger() {
@@ -21,7 +20,7 @@ describe("logs never carry the client's documents or secrets", () => {
   test("a 503 caused by a statement timeout logs the cause, SQLSTATE and statement, not the submission", async ({ database }) => {
     const { logger, lines } = capturingLogger();
     const db = database.connect({ max: 2, statementTimeoutMillis: 300 });
-    const app = await buildApp({ db, config: apiConfig(), logger });
+    const app = await appFor(db, {}, { logger });
     const locker = await database.db.$client.connect();
     const text = "Confidential: ACME pays 1,234,567.89 EUR to account DE89370400440532013000";
     const token = "tok_9f8e7d6c5b4a3f2e1d0c";

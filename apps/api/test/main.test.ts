@@ -17,6 +17,8 @@ describe("environment", () => {
       port: 8080,
       apiKeys: [],
       bodyLimitBytes: 1_048_576,
+      batchBodyLimitBytes: 16_777_216,
+      workerRegistryDays: 7,
       retryAfterSeconds: 2,
       submitQueueTimeoutMs: 2_000,
       headersTimeoutMs: 10_000,

@@ -5,7 +5,7 @@ import addFormats from "ajv-formats";
 import type { OpenAPIV3_1 } from "openapi-types";
 import { describe, expect } from "vitest";
 import { apiConfig, buildApp, type ApiApp } from "../src";
-import { KEY_A, KEY_B, KEYS, asJob, bearer, body } from "./fixtures";
+import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body } from "./fixtures";
 
 type Injected = Awaited<ReturnType<ApiApp["inject"]>>;
 
@@ -18,7 +18,7 @@ async function documentOf(app: ApiApp): Promise<OpenAPIV3_1.Document> {
 describe("/openapi.json", () => {
   test("is a valid OpenAPI 3.1 document, with and without keys", async ({ database: { db } }) => {
     for (const apiKeys of [[], KEYS]) {
-      const app = await buildApp({ db, config: apiConfig({ apiKeys }) });
+      const app = await appFor(db, { apiKeys });
       try {
         const document = await documentOf(app);
         expect(document.openapi).toBe("3.1.0");
@@ -27,6 +27,7 @@ describe("/openapi.json", () => {
         expect(Object.keys(document.paths ?? {}).sort()).toEqual([
           "/healthz",
           "/jobs",
+          "/jobs/batch",
           "/jobs/{job_id}",
           "/jobs/{job_id}/cancel",
           "/jobs/{job_id}/retry",
@@ -34,6 +35,13 @@ describe("/openapi.json", () => {
         ]);
         expect(document.components?.schemas).toHaveProperty("Job");
         expect(document.components?.schemas).toHaveProperty("Problem");
+        // A batch documents its items as the submission POST /jobs takes.
+        // (Request bodies are the schemas' input side, named …Input where it differs: options may be left out.)
+        const batchBody = document.paths?.["/jobs/batch"]?.post?.requestBody as OpenAPIV3_1.RequestBodyObject | undefined;
+        expect(batchBody?.content["application/json"]?.schema).toEqual({ $ref: "#/components/schemas/SubmissionBatchInput" });
+        expect(document.components?.schemas?.SubmissionBatchInput).toMatchObject({
+          properties: { jobs: { items: { $ref: "#/components/schemas/SubmissionInput" }, minItems: 1, maxItems: 1000 } },
+        });
         expect(Boolean(document.components?.securitySchemes?.bearer)).toBe(apiKeys.length > 0);
       } finally {
         await app.close();
@@ -42,7 +50,7 @@ describe("/openapi.json", () => {
   });
 
   test("/docs serves the rendered documentation", async ({ database: { db } }) => {
-    const app = await buildApp({ db, config: apiConfig() });
+    const app = await appFor(db);
     try {
       const page = await app.inject({ method: "GET", url: "/docs/" });
       expect(page.statusCode).toBe(200);
@@ -57,8 +65,8 @@ describe("/openapi.json", () => {
     database,
   }) => {
     const { db } = database;
-    const config = apiConfig({ apiKeys: KEYS, bodyLimitBytes: 4_096 });
-    const app = await buildApp({ db, config });
+    const config = apiConfig({ apiKeys: KEYS, bodyLimitBytes: 4_096, batchBodyLimitBytes: 16_384 });
+    const app = await appFor(db, config);
     // A second app whose only connection is held: every database call times out into a 503.
     const starved = database.connect({ max: 1, connectionTimeoutMillis: 200 });
     const down = await buildApp({ db: starved, config });
@@ -75,6 +83,8 @@ describe("/openapi.json", () => {
         target.inject({ method: "POST", url: "/jobs", headers, payload: payload as object });
       const get = (url: string, headers: Record<string, string> = a, target = app) =>
         target.inject({ method: "GET", url, headers });
+      const batch = (payload: unknown, headers: Record<string, string> = a, target = app) =>
+        target.inject({ method: "POST", url: "/jobs/batch", headers, payload: payload as object });
       const control = (url: string, headers: Record<string, string> = a, target = app) =>
         target.inject({ method: "POST", url, headers });
       // Client A's jobs in the states the job-control answers need.
@@ -95,7 +105,27 @@ describe("/openapi.json", () => {
         "post /jobs 413": () => post(body({ context: { texts: ["x".repeat(5_000)] } })),
         "post /jobs 415": () =>
           app.inject({ method: "POST", url: "/jobs", headers: { ...a, "content-type": "text/plain" }, payload: "hi" }),
+        "post /jobs 422": () => post(body({ use_case: "no_such_case" })),
         "post /jobs 503": () => post(body(), a, down),
+        // Every kind of item result: 201, 200, 400, 403, 409, 413, 422.
+        "post /jobs/batch 200": () =>
+          batch({
+            jobs: [
+              body(),
+              sent,
+              { ...sent, use_case: 7 },
+              body({ ix_client_id: "client-b" }),
+              { ...sent, context: { texts: ["changed"] } },
+              body({ context: { texts: ["x".repeat(5_000)] } }),
+              body({ use_case: "no_such_case" }),
+            ],
+          }),
+        "post /jobs/batch 400": () => batch({ jobs: [] }),
+        "post /jobs/batch 401": () => batch({ jobs: [body()] }, {}),
+        "post /jobs/batch 413": () => batch({ jobs: Array.from({ length: 8 }, () => body({ context: { texts: ["x".repeat(3_000)] } })) }),
+        "post /jobs/batch 415": () =>
+          app.inject({ method: "POST", url: "/jobs/batch", headers: { ...a, "content-type": "text/plain" }, payload: "hi" }),
+        "post /jobs/batch 503": () => batch({ jobs: [body()] }, a, down),
         "get /jobs 200": () => get("/jobs?limit=1"),
         "get /jobs 400": () => get("/jobs?limit=0"),
         "get /jobs 401": () => get("/jobs", {}),

@@ -5,8 +5,8 @@ import { Job } from "@ix/contracts";
 import { connect, migrateUp } from "@ix/store";
 import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/store/provision";
 import { describe, expect, test } from "vitest";
-import { apiConfig, buildApp, type ApiApp } from "../src";
-import { body, expectProblem } from "./fixtures";
+import type { ApiApp } from "../src";
+import { appFor, body, expectProblem } from "./fixtures";
 
 /** Polls `check` until it holds or the deadline passes; the effect is awaited, not slept on. */
 async function until(check: () => Promise<boolean>, deadlineMs: number, what: string): Promise<void> {
@@ -33,7 +33,7 @@ describe("database stopped and restarted under the API", () => {
     let app: ApiApp | undefined;
     try {
       await migrateUp(db);
-      app = await buildApp({ db, config: apiConfig({ retryAfterSeconds: 3 }) });
+      app = await appFor(db, { retryAfterSeconds: 3 });
       const created = await app.inject({ method: "POST", url: "/jobs", payload: body() });
       expect(created.statusCode).toBe(201);
       const job = Job.parse(created.json());

@@ -1,4 +1,4 @@
-import { Job, Problem } from "@ix/contracts";
+import { BatchResults, Job, Problem } from "@ix/contracts";
 import type { CliEnv } from "./env";
 
 /** A non-2xx answer from the API, with its problem details when it sent them. */
@@ -18,7 +18,8 @@ export function apiClient(env: CliEnv) {
   const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
   if (env.IX_API_KEY) headers.authorization = `Bearer ${env.IX_API_KEY}`;
 
-  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; job: Job }> {
+  /** The 2xx answer's status and parsed JSON; a problem (or any non-2xx) throws ApiError. */
+  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
     const url = new URL(path, env.IX_API_URL);
     let response: Response;
     try {
@@ -36,15 +37,22 @@ export function apiClient(env: CliEnv) {
       const parsed = Problem.safeParse(safeJson(text));
       throw new ApiError(response.status, parsed.success ? parsed.data : null);
     }
-    return { status: response.status, job: Job.parse(JSON.parse(text)) };
+    return { status: response.status, json: JSON.parse(text) };
+  }
+
+  async function callForJob(method: string, path: string, body?: unknown): Promise<{ status: number; job: Job }> {
+    const { status, json } = await call(method, path, body);
+    return { status, job: Job.parse(json) };
   }
 
   return {
-    submit: (body: unknown) => call("POST", "/jobs", body),
-    get: async (jobId: string) => (await call("GET", `/jobs/${encodeURIComponent(jobId)}`)).job,
+    submit: (body: unknown) => callForJob("POST", "/jobs", body),
+    /** One result per submission, in order; a request refused as a whole (400, 413, 503) throws ApiError. */
+    submitBatch: async (jobs: readonly unknown[]) => BatchResults.parse((await call("POST", "/jobs/batch", { jobs })).json).results,
+    get: async (jobId: string) => (await callForJob("GET", `/jobs/${encodeURIComponent(jobId)}`)).job,
     /** 200: it was pending and is cancelled; 202: it is running and its worker will stop it. */
-    cancel: (jobId: string) => call("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`),
-    retry: async (jobId: string) => (await call("POST", `/jobs/${encodeURIComponent(jobId)}/retry`)).job,
+    cancel: (jobId: string) => callForJob("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`),
+    retry: async (jobId: string) => (await callForJob("POST", `/jobs/${encodeURIComponent(jobId)}/retry`)).job,
   };
 }
 

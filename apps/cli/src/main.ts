@@ -1,11 +1,12 @@
-import { ConfigError } from "@ix/contracts";
+import { ConfigError, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { z } from "zod";
 import { ApiError } from "./api-client";
 import { cancel, retry } from "./commands/control";
 import { get } from "./commands/get";
 import { migrate } from "./commands/migrate";
 import { prune } from "./commands/prune";
-import { submit } from "./commands/submit";
+import { type SubmitOptions, submit } from "./commands/submit";
 import { parseCliEnv } from "./env";
 import { UsageError } from "./usage-error";
 
@@ -18,6 +19,15 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
   return n;
+}
+
+/** A flag's value checked by the contract the API applies to the field, so a bad one is a usage error before anything is sent. */
+function contractValue<T>(schema: z.ZodType<T>, convert: (value: string) => unknown): (value: string) => T {
+  return (value) => {
+    const parsed = schema.safeParse(convert(value));
+    if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((issue) => issue.message).join("; "));
+    return parsed.data;
+  };
 }
 
 // process.env is read here and handed down: each command parses what it needs once.
@@ -92,10 +102,24 @@ program
 
 program
   .command("submit")
-  .description("submit a RequestIX read from a file (or stdin) and print the job")
-  .argument("[file]", "JSON file with the request; - or nothing reads stdin")
+  .description("submit a RequestIX read from a file (or stdin) and print the job; with --batch, many from a JSON Lines file")
+  .argument("[file]", "JSON file with the request (with --batch: JSON Lines, one per line); - or nothing reads stdin")
   .option("--callback-url <url>", "where ix POSTs the finished job")
-  .action(async (file: string | undefined, options: { callbackUrl?: string }) => submit(cliEnv(), file, options));
+  .option("--priority <n>", "-100 to 100, higher runs first (default 0)", contractValue(Priority, Number))
+  .option("--run-at <iso>", "do not start before this instant, e.g. 2030-01-01T08:00:00Z", contractValue(RunAt, String))
+  .option("--max-attempts <n>", "runs allowed, 1 to 25 (default: the pipeline's policy, else the worker's)", contractValue(SubmittedMaxAttempts, Number))
+  .option("--batch", "read JSON Lines: one submission per line, sent to POST /jobs/batch in chunks of up to 1,000", false)
+  .addHelpText(
+    "after",
+    "\nThe flags set those fields of the request (of every line, with --batch), over the request's own.\n" +
+      "Without --batch: prints the job; exit 0 when it was created (201) or already submitted (200), 1 for any\n" +
+      "refusal (e.g. 409, or 422 naming the use_cases workers serve).\n" +
+      "With --batch: blank lines are skipped; a line that is not JSON is a usage error (exit 2) naming it, before\n" +
+      "anything is sent. Prints one JSON line per submission, {\"line\": n, \"status\": …, \"job\" or \"problem\": …}, in\n" +
+      "order; exit 0 when every status is 201 or 200, 1 when any is not (400, 403, 409, 413, 422) or a request\n" +
+      "failed (lines from there on were not sent; sending the file again is safe).",
+  )
+  .action(async (file: string | undefined, options: SubmitOptions) => submit(cliEnv(), file, options));
 
 program
   .command("get")

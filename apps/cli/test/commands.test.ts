@@ -45,6 +45,11 @@ describe("usage", () => {
     const shared = await runIx(["start"], { IX_CALLBACK_ALLOWED_HOSTS: "not a host!", IX_DATA_DIR: dataDir });
     expect(shared.code).toBe(2);
     expect(shared.stderr.match(/IX_CALLBACK_ALLOWED_HOSTS/g)).toHaveLength(1);
+    // Checked against the loaded pipelines, still before PostgreSQL is started.
+    const unserved = await runIx(["start"], { IX_WORKER_USE_CASES: "extract_fields,ocr", IX_DATA_DIR: dataDir });
+    expect(unserved.code).toBe(2);
+    expect(unserved.stderr).toContain('IX_WORKER_USE_CASES: no pipeline is registered for "ocr" (registered: extract_fields)');
+    expect(existsSync(dataDir)).toBe(false);
   });
 
   it("ix api and ix worker refuse to run without IX_POSTGRES_URL", async () => {

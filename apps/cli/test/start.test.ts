@@ -3,8 +3,9 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sql } from "@ix/store";
 import { freePort } from "@ix/store/provision";
-import { test } from "@ix/testing";
+import { test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
 import { exited, runIx, spawnIx, waitForOutput } from "./run-ix";
 
@@ -33,7 +34,7 @@ function processesUsing(dataDir: string): string[] {
 }
 
 describe("ix start", () => {
-  test("start → submit → get --wait → done, with a loopback callback, then Ctrl-C stops cleanly", async ({ database: { url } }) => {
+  test("start → submit → get --wait → done, with a loopback callback, then Ctrl-C stops cleanly", async ({ database: { db, url } }) => {
     const dir = await mkdtemp(join(tmpdir(), "ix-start-"));
     const hooks: Array<{ headers: IncomingMessage["headers"]; body: string }> = [];
     const receiver = createServer((req, res) => {
@@ -49,6 +50,11 @@ describe("ix start", () => {
     const port = await freePort();
     const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "warn" });
     try {
+      // The worker has registered what it serves by the time the API first answers (the API routes submissions by it).
+      await waitFor("the API to answer", () => fetch(`http://127.0.0.1:${port}/healthz`).then((res) => res.ok), { intervalMs: 5 });
+      const { rows: registered } = await db.execute<{ use_cases: string[] }>(sql`select use_cases from ix_workers`);
+      expect(registered).toEqual([{ use_cases: ["extract_fields"] }]);
+
       const banner = await waitForOutput(ix, "Press Ctrl-C to stop.");
       expect(banner).toContain(`http://127.0.0.1:${port}`);
       expect(banner).toContain(`http://127.0.0.1:${port}/docs`);

@@ -10,6 +10,17 @@ export interface WorkerConfig {
   /** Jobs in flight at once (IX_WORKER_CONCURRENCY). */
   concurrency: number;
   /**
+   * The use_cases this worker claims (IX_WORKER_USE_CASES); each needs a
+   * registered pipeline. null: every registered pipeline's.
+   */
+  useCases: readonly string[] | null;
+  /**
+   * Caps on running jobs per use_case across all workers (IX_USE_CASE_CONCURRENCY),
+   * e.g. `{ ocr: 4 }`. Each claim counts the use_case's running rows in the
+   * database, so every worker must be given the same caps.
+   */
+  useCaseConcurrency: Readonly<Record<string, number>>;
+  /**
    * Jobs claimed ahead of free pipeline slots: a local queue, so one claim
    * fetches many jobs and a slot never waits on a round trip (graphile-worker's
    * `localQueue`). 0 (the default) claims only what runs at once. Prefetched
@@ -87,6 +98,8 @@ export interface CallbackConfig {
 
 export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   concurrency: 4,
+  useCases: null,
+  useCaseConcurrency: Object.freeze({}),
   prefetch: 0,
   pipelineTimeoutSeconds: 60,
   maxAttempts: 3,

@@ -1,8 +1,62 @@
-import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy";
 import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config";
 import { parseWebhookSecret } from "./webhook-signature";
+
+/** Highest cap IX_USE_CASE_CONCURRENCY accepts for one use_case. */
+const MAX_USE_CASE_CAP = 100_000;
+
+/**
+ * IX_WORKER_USE_CASES: comma-separated use_case names, duplicates dropped. An
+ * empty entry or an empty list is an error, never "serve everything": a
+ * variable meant to narrow the worker must not silently widen it. Whether
+ * each name has a pipeline is checked once the pipelines are loaded
+ * (use-cases.ts).
+ */
+const UseCaseList = z.string().transform((value, ctx): string[] => {
+  const names = new Set<string>();
+  if (value.trim() === "") {
+    ctx.addIssue({ code: "custom", message: "names no use_case; unset it to claim every registered pipeline's jobs" });
+    return [];
+  }
+  for (const [index, raw] of value.split(",").entries()) {
+    const name = raw.trim();
+    if (name === "") ctx.addIssue({ code: "custom", message: `entry ${index + 1} is empty (a stray comma?)` });
+    else names.add(name);
+  }
+  return [...names];
+});
+
+/**
+ * IX_USE_CASE_CONCURRENCY: `use_case:limit` pairs, comma-separated (`ocr:4,llm:16`).
+ * Each error quotes the entry it is about.
+ */
+const UseCaseCaps = z.string().transform((value, ctx): Record<string, number> => {
+  const caps: Record<string, number> = {};
+  for (const [index, raw] of value.split(",").entries()) {
+    const entry = raw.trim();
+    const parsed = parseCap(entry, index, caps);
+    if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
+    else caps[parsed.name] = parsed.limit;
+  }
+  return caps;
+});
+
+/** One `use_case:limit` entry, or why it is not one. */
+function parseCap(entry: string, index: number, caps: Record<string, number>): { name: string; limit: number } | string {
+  if (entry === "") return `entry ${index + 1} is empty (a stray comma?); every entry must be use_case:limit, e.g. ocr:4`;
+  const colon = entry.lastIndexOf(":");
+  if (colon < 0) return `"${entry}" is not use_case:limit, e.g. ocr:4`;
+  const name = entry.slice(0, colon).trim();
+  const limit = entry.slice(colon + 1).trim();
+  if (!UseCase.safeParse(name).success) return `"${entry}": "${name}" is not a use_case name (^[a-z0-9][a-z0-9_.-]*$, 1-64 characters)`;
+  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_USE_CASE_CAP) {
+    return `"${entry}": the limit must be a whole number from 1 to ${MAX_USE_CASE_CAP}`;
+  }
+  if (Object.hasOwn(caps, name)) return `"${entry}": ${name} is already capped (at ${caps[name]})`;
+  return { name, limit: Number(limit) };
+}
 
 /**
  * The worker's environment, parsed once at start-up. process.env is
@@ -13,6 +67,13 @@ export const WorkerEnv = z.object({
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
   /** Jobs in flight per worker process. */
   IX_WORKER_CONCURRENCY: envDefault(envVar.int(1, 1024), D.concurrency),
+  /** The use_cases this worker claims, comma-separated; unset: every registered pipeline's. */
+  IX_WORKER_USE_CASES: UseCaseList.optional(),
+  /**
+   * Caps on running jobs per use_case across all workers (`ocr:4,llm:16`); unset: no caps. Each claim
+   * counts running jobs in the database, so every worker must be given the same value.
+   */
+  IX_USE_CASE_CONCURRENCY: optionalEnv(UseCaseCaps),
   /** Jobs claimed ahead of free slots (a local queue); raises throughput, see WorkerConfig.prefetch. */
   IX_WORKER_PREFETCH: envDefault(envVar.int(0, 10_000), D.prefetch),
   /** Pipeline timeout; the sweeper's horizon is twice this. */
@@ -97,6 +158,8 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
   const secret = env.IX_CALLBACK_SECRET === undefined ? null : parseWebhookSecret(env.IX_CALLBACK_SECRET.trim());
   return {
     concurrency: env.IX_WORKER_CONCURRENCY,
+    useCases: env.IX_WORKER_USE_CASES ?? null,
+    useCaseConcurrency: env.IX_USE_CASE_CONCURRENCY ?? {},
     prefetch: env.IX_WORKER_PREFETCH,
     pipelineTimeoutSeconds: env.IX_PIPELINE_REQUEST_TIMEOUT_SECONDS,
     maxAttempts: env.IX_MAX_ATTEMPTS,

@@ -11,6 +11,7 @@ export {
 } from "./config";
 export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env";
 export { runWorkerMain, type WorkerMainOptions } from "./main";
+export { servedUseCases } from "./use-cases";
 export {
   definePipeline,
   isRetryableError,

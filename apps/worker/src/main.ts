@@ -33,16 +33,17 @@ export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<vo
     ...workerPoolOptions(config),
     onIdleError: (error) => log.warn({ err: error }, "idle database connection lost; the pool opens a new one"),
   });
-  const worker = createWorker({ db, pipelines, config, logger: log });
-
-  const shutdown = shutdownOnSignals(async (_signal, force) => {
-    await worker.stop({ force });
-  }, { log });
+  let shutdown: ReturnType<typeof shutdownOnSignals> | undefined;
   try {
+    // Throws a ConfigError for an IX_WORKER_USE_CASES name without a pipeline, before anything starts.
+    const worker = createWorker({ db, pipelines, config, logger: log });
+    shutdown = shutdownOnSignals(async (_signal, force) => {
+      await worker.stop({ force });
+    }, { log });
     await worker.start();
     await shutdown.done;
   } finally {
-    shutdown.dispose();
+    shutdown?.dispose();
     await db.close().catch((error: unknown) => log.warn({ err: error }, "closing the database pool"));
   }
 }

@@ -1,8 +1,11 @@
-import { type Database, jobs, logSerializers } from "@ix/store";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { type Database, isTransientDbError, jobs, logSerializers, workers } from "@ix/store";
 import { type Logger, pino } from "pino";
 import { createCallbackSender } from "./callback-sender";
 import { createCallbackTargetPolicy } from "./callback-target-policy";
 import type { WorkerConfig } from "./config";
+import { logDbError, retryWhileDbAway } from "./db-retry";
 import { listenForPending, type PendingListener } from "./pending-listener";
 import { type AnyPipeline, PipelineRegistry } from "./pipeline";
 import { PipelineThreads } from "./pipeline-threads";
@@ -10,6 +13,7 @@ import { createCallbackDispatcher } from "./services/callback-dispatcher";
 import { createJobRunner } from "./services/job-runner";
 import { createLeaseKeeper } from "./services/lease-keeper";
 import { createRescuer } from "./services/rescuer";
+import { checkUseCaseCaps, servedUseCases } from "./use-cases";
 
 export interface WorkerOptions {
   db: Database;
@@ -22,6 +26,10 @@ export interface WorkerOptions {
 }
 
 export interface Worker {
+  /** This worker's id: a random uuid, fresh per worker, the key of its row in `ix_workers`. */
+  readonly id: string;
+  /** The use_cases it claims: IX_WORKER_USE_CASES, or every registered pipeline's. */
+  readonly useCases: readonly string[];
   /**
    * Starts every pipeline thread (thread isolation: one per slot) and waits
    * until each has loaded its pipelines, rejecting with a module's load error.
@@ -29,7 +37,10 @@ export interface Worker {
    * call this to have them all ready, e.g. to keep their start-up out of a measurement.
    */
   warmUp(): Promise<void>;
-  /** Starts a first pipeline thread, rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks. */
+  /**
+   * Starts a first pipeline thread, registers the worker in `ix_workers` (retried while the database is
+   * away), rescues orphans, starts listening and polling, and begins claiming jobs and delivering callbacks.
+   */
   start(): Promise<void>;
   /**
    * Stops claiming and waits up to the grace period for in-flight jobs and
@@ -62,6 +73,16 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   // Whatever logger the caller passes, errors are written by the one log-safe serializer (no query parameters, no client data).
   const log = (logger ?? pino({ level: "silent" })).child({}, { serializers: logSerializers });
   const registry = pipelines instanceof PipelineRegistry ? pipelines : new PipelineRegistry(pipelines);
+  // Checked before anything is started, so a bad setting leaves nothing to clean up.
+  const useCases = servedUseCases(registry, config.useCases);
+  checkUseCaseCaps(config.useCaseConcurrency);
+  const registration: workers.WorkerRegistration = {
+    id: randomUUID(),
+    host: hostname(),
+    pid: process.pid,
+    useCases,
+    concurrency: config.concurrency,
+  };
   // Only pipelines that can be loaded again in a thread (built-ins, modules) run there; see WorkerConfig.isolation.
   const threads =
     config.isolation === "thread" && registry.names.some((name) => registry.threadSource(name) !== undefined)
@@ -76,7 +97,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     proxyUrl: config.callback.proxyUrl,
   });
   const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
-  const runner = createJobRunner({ db, registry, threads, config, log, onCallbacksDue: () => dispatcher.wake() });
+  const runner = createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue: () => dispatcher.wake() });
   const leaseKeeper = createLeaseKeeper({
     db,
     config,
@@ -84,6 +105,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     held: () => runner.heldRuns(),
     onLost: (ids) => runner.loseRuns(ids),
     onCancelRequested: (ids) => runner.cancelRuns(ids),
+    refreshRegistration: () => workers.registerWorker(db, registration),
   });
   const rescuer = createRescuer({
     db,
@@ -99,6 +121,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   let stopping = false;
   let listener: PendingListener | null = null;
   let poll: NodeJS.Timeout | undefined;
+  /** Ends the start-up registration's retries when the worker is stopped meanwhile. */
+  const stopStarting = new AbortController();
 
   async function start(): Promise<void> {
     if (started) throw new Error("worker already started");
@@ -106,7 +130,10 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     started = true;
     log.info(
       {
+        workerId: registration.id,
         concurrency: config.concurrency,
+        useCases,
+        useCaseConcurrency: config.useCaseConcurrency,
         pipelines: registry.names,
         timeoutSeconds: config.pipelineTimeoutSeconds,
         isolation: config.isolation,
@@ -123,6 +150,18 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       throw error;
     }
     if (stopping) return;
+    try {
+      // Before the first claim: the API accepts a use_case only once some worker has registered it.
+      await retryWhileDbAway(() => workers.registerWorker(db, registration), {
+        signal: stopStarting.signal,
+        retryable: isTransientDbError,
+        onFailure: (error, retryInMs) => logDbError(log, error, "registering the worker", retryInMs),
+      });
+    } catch (error) {
+      if (stopping) return;
+      await threads?.close();
+      throw error;
+    }
     await rescuer.start();
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listenForPending({
@@ -150,6 +189,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   async function stop({ graceSeconds = config.shutdownGraceSeconds, force }: { graceSeconds?: number; force?: AbortSignal } = {}) {
     if (stopping) throw new Error("worker already stopping");
     stopping = true;
+    stopStarting.abort();
     runner.stop();
     dispatcher.stop();
     rescuer.stop();
@@ -179,6 +219,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   }
 
   return {
+    id: registration.id,
+    useCases,
     warmUp,
     start,
     stop,

@@ -54,6 +54,8 @@ describe("parseWorkerEnv", () => {
       IX_CALLBACK_BREAKER_COOLDOWN_SECONDS: "90",
       IX_CALLBACK_PROXY_URL: "http://user:pw@egress.internal:4750",
       IX_LEASE_SECONDS: "12",
+      IX_WORKER_USE_CASES: " ocr , llm,ocr",
+      IX_USE_CASE_CONCURRENCY: "ocr:4, llm:16",
     });
     expect(env.IX_PIPELINE_MODULES).toEqual(["./a.js", "@acme/pipelines"]);
     const config = workerConfigFromEnv(env);
@@ -66,6 +68,8 @@ describe("parseWorkerEnv", () => {
       pollIntervalSeconds: 0.5,
       shutdownGraceSeconds: 20,
       leaseSeconds: 12,
+      useCases: ["ocr", "llm"],
+      useCaseConcurrency: { ocr: 4, llm: 16 },
     });
     expect(config.callback).toMatchObject({
       timeoutSeconds: 3,
@@ -110,6 +114,34 @@ describe("parseWorkerEnv", () => {
       expect(error.message).not.toContain(value);
     },
   );
+
+  it("IX_WORKER_USE_CASES unset claims every registered pipeline's use_case; no caps unless IX_USE_CASE_CONCURRENCY", () => {
+    expect(workerConfigFromEnv(parseWorkerEnv({}))).toMatchObject({ useCases: null, useCaseConcurrency: {} });
+    expect(workerConfigFromEnv(parseWorkerEnv({ IX_USE_CASE_CONCURRENCY: "" })).useCaseConcurrency).toEqual({});
+  });
+
+  it.each([
+    ["", "names no use_case; unset it to claim every registered pipeline's jobs"],
+    ["   ", "names no use_case; unset it to claim every registered pipeline's jobs"],
+    ["ocr,,llm", "entry 2 is empty (a stray comma?)"],
+    ["ocr,", "entry 2 is empty (a stray comma?)"],
+  ])("IX_WORKER_USE_CASES=%j is refused: %s", (value, message) => {
+    expect(configError({ IX_WORKER_USE_CASES: value }).problems).toEqual([{ variable: "IX_WORKER_USE_CASES", message }]);
+  });
+
+  it.each([
+    ["ocr=4", '"ocr=4" is not use_case:limit, e.g. ocr:4'],
+    ["ocr:4,,llm:2", "entry 2 is empty (a stray comma?); every entry must be use_case:limit, e.g. ocr:4"],
+    ["ocr:0", '"ocr:0": the limit must be a whole number from 1 to 100000'],
+    ["ocr:-2", '"ocr:-2": the limit must be a whole number from 1 to 100000'],
+    ["ocr:2.5", '"ocr:2.5": the limit must be a whole number from 1 to 100000'],
+    ["ocr:", '"ocr:": the limit must be a whole number from 1 to 100000'],
+    ["OCR:4", '"OCR:4": "OCR" is not a use_case name (^[a-z0-9][a-z0-9_.-]*$, 1-64 characters)'],
+    [":4", '":4": "" is not a use_case name (^[a-z0-9][a-z0-9_.-]*$, 1-64 characters)'],
+    ["ocr:4,llm:16,ocr:8", '"ocr:8": ocr is already capped (at 4)'],
+  ])("IX_USE_CASE_CONCURRENCY=%s is refused naming the bad entry", (value, message) => {
+    expect(configError({ IX_USE_CASE_CONCURRENCY: value }).problems).toEqual([{ variable: "IX_USE_CASE_CONCURRENCY", message }]);
+  });
 
   it("names every bad variable at once", () => {
     const error = configError({ IX_WORKER_CONCURRENCY: "0", IX_POSTGRES_URL: "mysql://x", IX_CALLBACK_TIMEOUT_SECONDS: "soon" });

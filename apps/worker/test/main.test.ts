@@ -1,28 +1,11 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { test } from "@ix/testing";
-import { jobs } from "@ix/store";
+import { jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
 import { submit, waitFor } from "./fixtures";
+import { startWorkerProcess } from "./fixtures/worker-bin";
 
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url));
 const napModule = fileURLToPath(new URL("./fixtures/pipelines/nap.mjs", import.meta.url));
-
-function startWorkerProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", bin], {
-    env: { PATH: process.env.PATH ?? "", IX_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return { child, exited: once(child, "exit"), output: () => output };
-}
 
 describe("the worker process (runWorkerMain)", () => {
   test("SIGTERM: stops claiming, finishes the job in flight, exits 0", async ({ database: { db, url } }) => {
@@ -50,6 +33,24 @@ describe("the worker process (runWorkerMain)", () => {
     const [code] = await worker.exited;
     expect(code).toBe(1);
     expect(worker.output()).toContain('IX_CALLBACK_SECRET: must start with "whsec_"');
+  });
+
+  test("an IX_WORKER_USE_CASES name without a pipeline stops start-up naming it and the registered pipelines", async ({
+    database: { db, url },
+  }) => {
+    const worker = startWorkerProcess({ IX_POSTGRES_URL: url, IX_PIPELINE_MODULES: napModule, IX_WORKER_USE_CASES: "nap,ocr" });
+    const [code] = await worker.exited;
+    expect(code, worker.output()).toBe(1);
+    expect(worker.output()).toContain('IX_WORKER_USE_CASES: no pipeline is registered for "ocr" (registered: extract_fields, nap)');
+    // It stopped before registering or claiming anything.
+    expect((await db.execute(sql`select count(*)::int as n from ix_workers`)).rows).toEqual([{ n: 0 }]);
+  });
+
+  test("a bad IX_USE_CASE_CONCURRENCY stops start-up naming the variable and the bad entry", async () => {
+    const worker = startWorkerProcess({ IX_POSTGRES_URL: "postgres://x@127.0.0.1:1/none", IX_USE_CASE_CONCURRENCY: "ocr:4,llm=16" });
+    const [code] = await worker.exited;
+    expect(code).toBe(1);
+    expect(worker.output()).toContain('IX_USE_CASE_CONCURRENCY: "llm=16" is not use_case:limit, e.g. ocr:4');
   });
 
   test("without IX_POSTGRES_URL it refuses to start, naming the variable", async () => {

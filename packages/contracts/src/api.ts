@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { CallbackUrl, Job, JobStatus, Priority, SubmittedMaxAttempts } from "./job";
-import { RequestIX } from "./request";
+import { RequestIX, UseCase } from "./request";
 
 const RUN_AT_MIN_MS = Date.parse("1970-01-01T00:00:00Z");
 const RUN_AT_MAX_MS = Date.parse("9999-12-31T23:59:59.999Z");
@@ -61,8 +61,43 @@ export const Problem = z.object({
   instance: z.string().optional(),
   errors: z.array(FieldError).optional(),
   job_id: z.uuid().optional(),
+  /** With an unknown use_case (422): the use_cases workers have registered recently, sorted. */
+  known_use_cases: z.array(UseCase).optional(),
 });
 export type Problem = z.infer<typeof Problem>;
+
+/** The most submissions one `POST /jobs/batch` may carry. */
+export const MAX_BATCH_JOBS = 1_000;
+
+/**
+ * Body of `POST /jobs/batch`: 1…MAX_BATCH_JOBS submissions, each judged as if
+ * it had been sent alone to `POST /jobs`. An item that breaks the contract
+ * does not fail the request: its own result says why.
+ */
+export const SubmitJobsBatchBody = z.strictObject({
+  jobs: z.array(SubmitJobBody).min(1).max(MAX_BATCH_JOBS),
+});
+export type SubmitJobsBatchBody = z.infer<typeof SubmitJobsBatchBody>;
+
+/**
+ * The answer to one batch item, with the status `POST /jobs` would have given
+ * it alone: 201 new job, 200 the same request again (`job`); 400 invalid,
+ * 403 another client's ix_client_id, 409 request_id taken by a different
+ * request, 413 larger than one submission may be, 422 no worker serves the
+ * use_case (`problem`, whose `status` is the same number).
+ */
+export const BatchItemResult = z.union([
+  z.strictObject({ status: z.union([z.literal(201), z.literal(200)]), job: Job }),
+  z.strictObject({
+    status: z.union([z.literal(400), z.literal(403), z.literal(409), z.literal(413), z.literal(422)]),
+    problem: Problem,
+  }),
+]);
+export type BatchItemResult = z.infer<typeof BatchItemResult>;
+
+/** The answer to `POST /jobs/batch`: one result per submitted item, in input order. */
+export const BatchResults = z.strictObject({ results: z.array(BatchItemResult) });
+export type BatchResults = z.infer<typeof BatchResults>;
 
 /**
  * Flattens a zod error into one entry per bad field. Unknown keys are reported

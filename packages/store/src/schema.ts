@@ -65,19 +65,24 @@ export const ixJobs = pgTable(
     // Scheduling (docs/ARCHITECTURE.md, "Scheduling"). The request's use_case, copied out of the JSON so the
     // claim can route on an index; and the job's place in its client's turn order (jobs/fair-share.ts).
     useCase: text("use_case").notNull(),
-    fairTag: bigint("fair_tag", { mode: "number" }).notNull().default(0),
+    /** Null while the job waits for a later run_at: it gets its turn when due. */
+    fairTag: bigint("fair_tag", { mode: "number" }),
   },
   (t) => [
     uniqueIndex("ix_jobs_correlation_key").on(t.clientId, t.requestId),
-    // Serves the claim: only pending rows, per use_case in claim order (priority, then turn), so the
-    // index stays small however many terminal rows the table holds; run_at is checked in the index.
+    // Serves the claim: only due pending rows (they have a turn), per use_case in claim order
+    // (priority, then turn), so the index stays small however many terminal or scheduled rows the table holds.
     index("ix_jobs_claim_idx")
-      .on(t.useCase, t.priority.desc(), t.fairTag, t.runAt)
-      .where(sql`${t.status} = 'pending'`),
-    // Serves the turn assignment at insert: a client's last place in each queue.
+      .on(t.useCase, t.priority.desc(), t.fairTag)
+      .where(sql`${t.status} = 'pending' and ${t.fairTag} is not null`),
+    // Serves the turn assignment: a client's last place in each queue.
     index("ix_jobs_client_queue_idx")
       .on(t.clientId, t.useCase, t.priority, t.fairTag)
-      .where(sql`${t.status} = 'pending'`),
+      .where(sql`${t.status} = 'pending' and ${t.fairTag} is not null`),
+    // Serves the claim's first step: pending rows waiting for their run_at, by when they become due.
+    index("ix_jobs_scheduled_idx")
+      .on(t.runAt)
+      .where(sql`${t.status} = 'pending' and ${t.fairTag} is null`),
     // Serves the rescue: running rows by when their lease runs out.
     index("ix_jobs_running_idx").on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
     // Serves the per-use_case concurrency cap (running rows of a use_case) and the queue's current turn.

@@ -48,11 +48,3 @@ export async function knownUseCases(db: Executor, { withinDays, now }: KnownUseC
     order by u`);
   return rows.map((row) => row.use_case);
 }
-
-/** Forgets workers not seen for `olderThanDays`: they no longer count for routing either. */
-export async function forgetWorkers(db: Executor, { olderThanDays }: { olderThanDays: number }): Promise<number> {
-  const { rowCount } = await db.execute(
-    sql`delete from ${ixWorkers} where ${ixWorkers.lastSeenAt} < now() - make_interval(days => ${olderThanDays}::int)`,
-  );
-  return rowCount ?? 0;
-}

@@ -10,7 +10,8 @@ describe("the claim statement", () => {
   const fill = sql`
     insert into ix_jobs (ix_id, client_id, request_id, request, use_case, priority, fair_tag, run_at, status, started_at, finished_at, response)
     select lpad(to_hex(g), 16, '0'), 'c' || (g % 200), 'r' || g, '{}'::jsonb,
-           case when g % 3 = 0 then 'ocr' else 'llm' end, (g % 3) * 10 - 10, g / 200,
+           case when g % 3 = 0 then 'ocr' else 'llm' end, (g % 3) * 10 - 10,
+           case when g % 7 = 0 and g % 2 = 1 then null else g / 200 end,
            now() + (case when g % 7 = 0 then interval '1 hour' else interval '0' end),
            case when g % 2 = 0 then 'done' else 'pending' end,
            case when g % 2 = 0 then now() end, case when g % 2 = 0 then now() end, case when g % 2 = 0 then '{}'::jsonb end
@@ -38,6 +39,7 @@ describe("the claim statement", () => {
       expect(text, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
       expect(text, JSON.stringify(params)).toContain("ix_jobs_pkey");
       expect(text, JSON.stringify(params)).not.toMatch(/Seq Scan/);
+      expect(text, JSON.stringify(params)).toContain("ix_jobs_scheduled_idx");
       if (params.useCaseConcurrency) expect(text).toContain("ix_jobs_running_queue_idx");
     }
   });

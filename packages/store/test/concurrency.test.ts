@@ -49,8 +49,8 @@ describe("SKIP LOCKED", () => {
   test("16 concurrent claimers over 1,000 rows claim every row exactly once", async ({ database }) => {
     const { db } = database;
     await db.execute(sql`
-      insert into ix_jobs (ix_id, client_id, request_id, use_case, request)
-      select lpad(to_hex(g), 16, '0'), 'load', 'r' || g, 'noop',
+      insert into ix_jobs (ix_id, client_id, request_id, use_case, fair_tag, request)
+      select lpad(to_hex(g), 16, '0'), 'load', 'r' || g, 'noop', g,
              jsonb_build_object('use_case', 'noop', 'ix_client_id', 'load', 'request_id', 'r' || g,
                                 'ix_id', lpad(to_hex(g), 16, '0'), 'context', jsonb_build_object('texts', jsonb_build_array('x')),
                                 'options', '{}'::jsonb)

@@ -1,14 +1,13 @@
-import type { RequestIX } from "@ix/contracts";
 import { Job, JobList } from "@ix/contracts";
-import type { CallbackTargetPolicy } from "@ix/contracts/callback-target";
 import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Caller } from "../auth";
 import { problem, sendProblem } from "../problems";
-import { isSameRequest, isSameSchedule } from "../resubmission";
-import { JobIdParams, JobsQuery, submitJobRequest } from "../schemas";
+import { JobIdParams, JobsQuery, type submitJobRequest } from "../schemas";
+import { judgeSubmissions } from "../submission";
 import { SubmissionBatcher } from "../submission-batcher";
+import type { UseCaseRegistry } from "../use-case-registry";
 import { jsonResponse, problemResponses } from "./responses";
 
 export interface JobRoutesOptions {
@@ -17,8 +16,10 @@ export interface JobRoutesOptions {
   authenticated: boolean;
   /** See ApiConfig.submitQueueTimeoutMs. */
   submitQueueTimeoutMs: number;
-  /** Applied at submit to a callback_url whose host is an IP literal. */
-  callbackPolicy: CallbackTargetPolicy;
+  /** The POST /jobs body schema, with the callback target policy (schemas.ts). */
+  submitSchema: ReturnType<typeof submitJobRequest>;
+  /** Which use_cases workers serve; shared with POST /jobs/batch. */
+  registry: UseCaseRegistry;
 }
 
 /** A job is visible to its own client, or to anyone when the API runs without keys. */
@@ -28,12 +29,11 @@ function visibleTo(caller: Caller, job: Job): boolean {
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
   app,
-  { db, authenticated, submitQueueTimeoutMs, callbackPolicy },
+  { db, authenticated, submitQueueTimeoutMs, submitSchema, registry },
 ) => {
   const security = authenticated ? [{ bearer: [] }] : [];
   const auth = authenticated ? [401] : [];
   const submissions = new SubmissionBatcher(db, { maxWaitMs: submitQueueTimeoutMs });
-  const SubmitJobRequest = submitJobRequest(callbackPolicy);
   // Answers every queued submission before the app (and then the pool) closes, so no request hangs.
   app.addHook("onClose", () => submissions.close());
 
@@ -45,49 +45,28 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
         description:
           "Idempotent on (ix_client_id, request_id): a resubmission of the same request answers 200 with the existing job; " +
           "the same request_id with a different request answers 409 naming the existing job_id. " +
-          "priority, run_at and max_attempts are part of the comparison; callback_url is not: the first submission's wins.",
+          "priority, run_at and max_attempts are part of the comparison; callback_url is not: the first submission's wins. " +
+          "A use_case no worker has registered within IX_WORKER_REGISTRY_DAYS answers 422 listing the known ones.",
         tags: ["jobs"],
         security,
-        body: SubmitJobRequest,
+        body: submitSchema,
         response: {
           200: jsonResponse("The existing job for this (ix_client_id, request_id)", Job),
           201: jsonResponse("A new pending job; the Location header names it", Job),
-          ...problemResponses(400, ...auth, ...(authenticated ? [403] : []), 409, 413, 415, 503),
+          ...problemResponses(400, ...auth, ...(authenticated ? [403] : []), 409, 413, 415, 422, 503),
         },
       },
     },
     async (request, reply) => {
-      const { callback_url: callbackUrl, priority, run_at: runAt, max_attempts: maxAttempts, ...submitted } = request.body;
-      const caller = request.caller;
-      if (caller.kind === "client" && submitted.ix_client_id !== caller.clientId) {
-        return sendProblem(
-          reply,
-          problem("forbidden", `this key belongs to client "${caller.clientId}", not "${submitted.ix_client_id}"`),
-        );
-      }
-      const requestIX: RequestIX = submitted;
-      const schedule = { priority, run_at: runAt, max_attempts: maxAttempts };
-      const { job, created, submitted: stored } = await submissions.submit({
-        request: requestIX,
-        callbackUrl: callbackUrl ?? null,
-        ...(priority === undefined ? {} : { priority }),
-        ...(runAt === undefined ? {} : { runAt }),
-        ...(maxAttempts === undefined ? {} : { maxAttempts }),
+      const [verdict] = await judgeSubmissions([{ ok: true, body: request.body }], {
+        caller: request.caller,
+        registry,
+        store: (items) => Promise.allSettled(items.map((item) => submissions.submit(item))),
       });
-      if (created) return reply.code(201).header("location", `/jobs/${job.job_id}`).send(job);
-      const sameRequest = isSameRequest(job.request, requestIX);
-      if (!sameRequest || !isSameSchedule(stored, schedule)) {
-        return sendProblem(
-          reply,
-          problem(
-            "request-conflict",
-            `request_id "${job.request_id}" of client "${job.client_id}" already names job ${job.job_id} with a different ` +
-              (sameRequest ? "priority, run_at or max_attempts" : "request"),
-            { job_id: job.job_id },
-          ),
-        );
-      }
-      return reply.code(200).send(job);
+      if (verdict === undefined) throw new Error("a submission was not judged");
+      if ("problem" in verdict) return sendProblem(reply, verdict.problem);
+      if (verdict.status === 201) reply.header("location", `/jobs/${verdict.job.job_id}`);
+      return reply.code(verdict.status).send(verdict.job);
     },
   );
 

@@ -4,7 +4,16 @@ import { ConfigError } from "@ix/contracts";
 import { shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
-import { builtinPipelines, createWorker, loadPipelineModules, parseWorkerEnv, workerConfigFromEnv, workerPoolOptions } from "@ix/worker";
+import {
+  builtinPipelines,
+  createWorker,
+  loadPipelineModules,
+  PipelineRegistry,
+  parseWorkerEnv,
+  servedUseCases,
+  workerConfigFromEnv,
+  workerPoolOptions,
+} from "@ix/worker";
 import { pino } from "pino";
 import type { CliEnv } from "../env";
 import { REPOSITORY_ROOT } from "../repository";
@@ -42,6 +51,10 @@ function parseAll(env: Record<string, string | undefined>) {
 export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
   const [apiEnv, workerEnv] = parseAll(env);
   const logger = pino({ level: apiEnv.IX_LOG_LEVEL, serializers: logSerializers });
+  // Pipelines load, and IX_WORKER_USE_CASES is checked against them, before PostgreSQL is started.
+  const pipelines = new PipelineRegistry([...builtinPipelines(), ...(await loadPipelineModules(workerEnv.IX_PIPELINE_MODULES))]);
+  const baseConfig = workerConfigFromEnv(workerEnv);
+  servedUseCases(pipelines, baseConfig.useCases);
 
   const dataDir = cliEnv.IX_DATA_DIR ?? join(REPOSITORY_ROOT, ".ix", "pg");
   const server = await provisionPostgres({
@@ -71,15 +84,18 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     const applied = await migrateUp(apiDb);
     if (applied.length) logger.info({ applied }, "migrated");
 
-    const baseConfig = workerConfigFromEnv(workerEnv);
     const workerDb = connect(server.url, { ...workerPoolOptions(baseConfig), onIdleError: connectionLost("worker") });
     stops.push(() => workerDb.close());
     const worker = createWorker({
       db: workerDb,
-      pipelines: [...builtinPipelines(), ...(await loadPipelineModules(workerEnv.IX_PIPELINE_MODULES))],
+      pipelines,
       config: { ...baseConfig, callback: { ...baseConfig.callback, allowedHosts: [...baseConfig.callback.allowedHosts, ...LOOPBACK] } },
       logger: logger.child({ component: "worker" }),
     });
+    // The worker registers its use_cases as it starts; only then does the API listen, so a submission
+    // right after the banner is never refused for a use_case no worker has registered yet.
+    await worker.start();
+    stops.push((force) => worker.stop({ force }));
 
     const apiConfig = apiConfigFromEnv(apiEnv);
     const { app, url: base } = await startApi({
@@ -88,14 +104,13 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       config: { ...apiConfig, callbackAllowedHosts: [...apiConfig.callbackAllowedHosts, ...LOOPBACK] },
       logger: logger.child({ component: "api" }),
     });
+    // Stopped first (stops run in reverse): no new submissions while the worker drains.
     stops.push((force) => {
       const cutOff = () => app.server.closeAllConnections();
       if (force.aborted) cutOff();
       else force.addEventListener("abort", cutOff, { once: true });
       return app.close();
     });
-    await worker.start();
-    stops.push((force) => worker.stop({ force }));
 
     // The key itself is never printed (terminals are logged and shared): the example reads it from the shell.
     const firstKey = apiEnv.IX_API_KEYS[0];

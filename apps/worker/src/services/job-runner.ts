@@ -61,7 +61,10 @@ export interface JobRunnerOptions {
     | "retryBaseSeconds"
     | "retryMaxSeconds"
     | "cancelGraceSeconds"
+    | "useCaseConcurrency"
   >;
+  /** The use_cases it claims (use-cases.ts `servedUseCases`): jobs of any other use_case are left to other workers. */
+  useCases: readonly string[];
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
@@ -72,7 +75,7 @@ export interface JobRunnerOptions {
  * not-yet-stored jobs all count), runs each through its pipeline, and stores
  * the responses of one tick in one fenced statement.
  */
-export function createJobRunner({ db, registry, threads, config, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
+export function createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
   /**
    * Claimed jobs not yet stored: `abort` is the hard stop `abandon` fires;
    * `stop` stops the run for a cancel or a lost lease, and `lost` drops its result.
@@ -269,7 +272,9 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
       .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer"))
       .finally(() => {
         active.delete(job.job_id);
-        if (!stopping) scheduleFill();
+        // A claim may have come back short for want of room in this job's capped
+        // use_case, which its end has just made: claim again even if nothing new was submitted.
+        if (!stopping) scheduleFill(Object.hasOwn(config.useCaseConcurrency, job.request.use_case));
       });
     entry.done = done;
     active.set(job.job_id, entry);
@@ -290,6 +295,8 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
       const claimed = await jobs.claimPending(db, {
         limit: want,
         leaseSeconds: config.leaseSeconds,
+        useCases,
+        useCaseConcurrency: config.useCaseConcurrency,
         onUnreadable: (row, outcome) =>
           log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
       });
@@ -316,12 +323,18 @@ export function createJobRunner({ db, registry, threads, config, log, onCallback
 
   // Jobs stored in one flush finish in the same tick: one claim refills all their slots.
   let fillScheduled = false;
-  function scheduleFill(): void {
+  let fillWakes = false;
+  /** Claims for the freed slots on the next turn; `wake`: even if the last claim found no more work waiting. */
+  function scheduleFill(wake = false): void {
+    fillWakes ||= wake;
     if (fillScheduled) return;
     fillScheduled = true;
     setImmediate(() => {
       fillScheduled = false;
-      void claimLoop.run();
+      const wakes = fillWakes;
+      fillWakes = false;
+      if (wakes) claimLoop.wake();
+      else void claimLoop.run();
     });
   }
 

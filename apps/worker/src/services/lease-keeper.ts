@@ -4,7 +4,7 @@ import type { WorkerConfig } from "../config";
 import { logDbError } from "../db-retry";
 
 export interface LeaseKeeper {
-  /** Renews every third of the lease from now on. */
+  /** Renews every third of the lease from now on, and refreshes the worker's registration with each renewal. */
   start(): void;
   stop(): void;
   /** One renewal of every held run's lease, in one statement; acts on what it learns. */
@@ -21,16 +21,21 @@ export interface LeaseKeeperOptions {
   onLost(jobIds: string[]): void;
   /** Runs whose cancel was requested: the fallback for a NOTIFY on the cancel channel that never arrived. */
   onCancelRequested(jobIds: string[]): void;
+  /** Refreshes this worker's row in the registry (its last_seen_at); called on every tick, whether or not it holds runs. */
+  refreshRegistration(): Promise<void>;
 }
 
 /**
  * Keeps this worker's runs leased: every third of IX_LEASE_SECONDS
  * (`lifecycle.leaseRenewalIntervalSeconds`) it renews them all in one fenced
  * statement, so two renewals in a row may fail before a live run is rescued.
+ * The same tick keeps the worker's registry row fresh; either step failing is
+ * logged and tried again on the next tick, and never stops the other.
  */
-export function createLeaseKeeper({ db, config, log, held, onLost, onCancelRequested }: LeaseKeeperOptions): LeaseKeeper {
+export function createLeaseKeeper({ db, config, log, held, onLost, onCancelRequested, refreshRegistration }: LeaseKeeperOptions): LeaseKeeper {
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | null = null;
+  let renewing: Promise<unknown> | null = null;
+  let refreshing: Promise<unknown> | null = null;
 
   async function runOnce({ now }: { now?: Date } = {}): Promise<jobs.RenewLeasesResult> {
     const runs = held();
@@ -45,13 +50,21 @@ export function createLeaseKeeper({ db, config, log, held, onLost, onCancelReque
   }
 
   function tick(): void {
-    // A renewal slower than the interval is not overlapped by the next one.
-    if (running) return;
-    running = runOnce()
-      .catch((error: unknown) => logDbError(log, error, "renewing leases"))
-      .finally(() => {
-        running = null;
-      });
+    // A step slower than the interval is not overlapped by the next one, and never holds back the other.
+    if (renewing === null) {
+      renewing = runOnce()
+        .catch((error: unknown) => logDbError(log, error, "renewing leases"))
+        .finally(() => {
+          renewing = null;
+        });
+    }
+    if (refreshing === null) {
+      refreshing = refreshRegistration()
+        .catch((error: unknown) => logDbError(log, error, "refreshing the worker's registration"))
+        .finally(() => {
+          refreshing = null;
+        });
+    }
   }
 
   return {

@@ -1,9 +1,12 @@
 import { type Job, ResponseIX } from "@ix/contracts";
-import { and, asc, desc, eq, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Executor } from "../db";
 import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle";
 import { ixJobs, type JobRow } from "../schema";
 import { applyRows } from "./complete";
+import { withTurns } from "./fair-share";
+import { PENDING_CHANNEL } from "./insert";
 import { clock, type OnUnreadableRow, readJobRow, type UnreadableRow } from "./row";
 
 export interface ClaimParams {
@@ -57,17 +60,18 @@ export async function claimPending(db: Executor, params: ClaimParams): Promise<J
   const capped = cappedUseCases(params);
   const rows =
     capped.length === 0
-      ? await claimPendingStatement(db, params)
+      ? await claimPendingStatement(db, params).execute()
       : await db.transaction(async (tx) => {
           // One lock per capped use_case, in one order, so two claimers of overlapping sets cannot deadlock.
           await tx.execute(
             sql`select pg_advisory_xact_lock(${CAP_LOCK_CLASS}, hashtext(u)) from unnest(${sql.param(capped)}::text[]) as u order by u`,
           );
-          return claimPendingStatement(tx, params);
+          return claimPendingStatement(tx, params).execute();
         });
   const claimed: Job[] = [];
   const unreadable: Array<{ row: JobRow; unreadable: UnreadableRow }> = [];
-  for (const row of rows.sort(byClaimOrder)) {
+  // Rows that only received their turn stay pending: not this claimer's.
+  for (const row of rows.filter((r) => r.status === "running").sort(byClaimOrder)) {
     const read = readJobRow(row);
     if (read.ok) claimed.push(read.job);
     else unreadable.push({ row, unreadable: read.unreadable });
@@ -126,11 +130,19 @@ function cappedUseCases({ useCases, useCaseConcurrency = {} }: ClaimParams): str
   return (useCases === undefined ? capped : capped.filter((name) => useCases.includes(name))).sort();
 }
 
+/** How many jobs that became due one claim gives turns to; the next claim goes on with the rest. */
+const DUE_BATCH = 1_000;
+
 /**
  * The claim statement itself, unexecuted, so the benchmark and the plan test
  * can EXPLAIN exactly what `claimPending` runs: `.toSQL()` gives its text and
  * parameters. A capped use_case's room is counted here, so this statement must
  * run after its lock (claimPending does that).
+ *
+ * In order, inside one statement: jobs whose run_at has come get their turns
+ * (`due`, `turned`); each of the claimer's queues is read from the claim index
+ * (`next`), joined by the jobs just turned; the best `limit` within each
+ * queue's room are chosen; the update sets those running and stores the turns.
  */
 export function claimPendingStatement(
   db: Executor,
@@ -142,16 +154,28 @@ export function claimPendingStatement(
     if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`concurrency cap of use_case "${name}" must be a positive integer, got ${cap}`);
   }
   const at = clock(now);
-  // The claimer's queues: the use_cases it names, or every use_case with pending jobs, found by skipping
+  // Jobs waiting for their run_at that are now due, of any use_case: whichever claimer finds them gives them
+  // their turns, so a use_case whose workers are busy still queues its due jobs in order.
+  const waiting = db
+    .select({ jobId: ixJobs.jobId, clientId: ixJobs.clientId, useCase: ixJobs.useCase, priority: ixJobs.priority, runAt: ixJobs.runAt })
+    .from(ixJobs)
+    .where(and(eq(ixJobs.status, "pending"), isNull(ixJobs.fairTag), lte(ixJobs.runAt, at)))
+    .orderBy(asc(ixJobs.runAt), asc(ixJobs.jobId))
+    .limit(DUE_BATCH)
+    .for("update", { skipLocked: true });
+  const due = sql`(select w.*, true as due, row_number() over (order by w.run_at, w.job_id) as n from (${waiting}) as w) as due_rows`;
+  // The claimer's queues: the use_cases it names, or every use_case with due jobs, found by skipping
   // through the claim index one use_case at a time.
   const names =
     useCases === undefined
       ? sql`(with recursive uc(use_case) as (
-            (select use_case from ix_jobs where status = 'pending' order by use_case limit 1)
+            (select use_case from ix_jobs where status = 'pending' and fair_tag is not null order by use_case limit 1)
             union all
-            select (select n.use_case from ix_jobs as n where n.status = 'pending' and n.use_case > uc.use_case order by n.use_case limit 1)
+            select (select n.use_case from ix_jobs as n
+                    where n.status = 'pending' and n.fair_tag is not null and n.use_case > uc.use_case order by n.use_case limit 1)
             from uc where uc.use_case is not null)
-          select use_case from uc where use_case is not null)`
+          select use_case from uc where use_case is not null
+          union select use_case from turned)`
       : sql`(select unnest(${sql.param([...new Set(useCases)])}::text[]) as use_case)`;
   const caps = Object.entries(useCaseConcurrency);
   // How many jobs each queue may start: the claim's limit, or what its cap leaves.
@@ -164,33 +188,67 @@ export function claimPendingStatement(
   const next = db
     .select({ jobId: ixJobs.jobId, priority: ixJobs.priority, useCase: ixJobs.useCase, fairTag: ixJobs.fairTag })
     .from(ixJobs)
-    .where(and(eq(ixJobs.status, "pending"), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
+    .where(and(eq(ixJobs.status, "pending"), isNotNull(ixJobs.fairTag), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
     .orderBy(desc(ixJobs.priority), asc(ixJobs.fairTag))
     .limit(limit)
     .for("update", { skipLocked: true });
-  const chosen = sql`select job_id from (
-      select p.job_id, p.priority, p.fair_tag, q.room,
-        row_number() over (partition by p.use_case order by p.priority desc, p.fair_tag) as in_queue,
-        row_number() over (partition by p.use_case, p.priority order by p.fair_tag) as at_priority
-      from ${queues} as q cross join lateral (${next}) as p
-      where q.room > 0) as picked
-    where in_queue <= room
-    order by priority desc, at_priority, fair_tag
-    limit ${limit}`;
-  return db
-    .update(ixJobs)
-    .set({ status: "running", startedAt: at, leaseExpiresAt: sql`${at} + make_interval(secs => ${leaseSeconds}::float8)` })
-    // `= any(array(…))` runs the locking subquery once and then fetches each row
-    // by primary key; `in (subquery)` can be planned as a scan of the whole
-    // table, whose cost grows with the finished rows (BENCHMARKS.md, test/claim-plan.test.ts).
-    .where(sql`${ixJobs.jobId} = any(array(${chosen}))`)
-    .returning();
+  // The final `= any(array(…))` fetches each written row by primary key; a plain join to `writes` can be
+  // planned as a scan of the whole table, whose cost grows with the finished rows (test/claim-plan.test.ts).
+  const statement = sql`
+    with turned as (select job_id, use_case, priority, fair_tag from ${withTurns(due)} as t),
+    q as ${queues},
+    picked as (
+      select p.job_id, p.use_case, p.priority, p.fair_tag from q cross join lateral (${next}) as p where q.room > 0
+      union all
+      select t.job_id, t.use_case, t.priority, t.fair_tag from turned as t join q using (use_case) where q.room > 0),
+    chosen as (
+      select job_id from (
+        select picked.*, q.room,
+          row_number() over (partition by picked.use_case order by picked.priority desc, picked.fair_tag) as in_queue,
+          row_number() over (partition by picked.use_case, picked.priority order by picked.fair_tag) as at_priority
+        from picked join q using (use_case)) as ranked
+      where in_queue <= room
+      order by priority desc, at_priority, fair_tag
+      limit ${limit}),
+    -- One row per job to write: chosen ones start, turned ones not chosen only store their turn (and wake
+    -- idle workers, which found them locked while this statement turned them).
+    writes as (
+      select job_id, true as claim, null::bigint as fair_tag from chosen where job_id not in (select job_id from turned)
+      union all
+      select t.job_id, t.job_id in (select job_id from chosen), t.fair_tag from turned as t)
+    update ix_jobs as j set
+      status = case when x.claim then 'running' else j.status end,
+      started_at = case when x.claim then ${at} else j.started_at end,
+      lease_expires_at = case when x.claim then ${at} + make_interval(secs => ${leaseSeconds}::float8) else j.lease_expires_at end,
+      fair_tag = coalesce(x.fair_tag, j.fair_tag)
+    from writes as x
+    where j.job_id = x.job_id and j.job_id = any(array(select job_id from writes))
+    returning j.*, case when not x.claim then pg_notify(${PENDING_CHANNEL}, '') end as woke`;
+  return {
+    /** The statement's text and parameters, for EXPLAIN. */
+    toSQL: () => dialect.sqlToQuery(statement),
+    /** Runs it: the rows it wrote, claimed (running) and only turned (pending) alike. */
+    execute: async (): Promise<JobRow[]> => (await db.execute<Record<string, unknown>>(statement)).rows.map(jobRowFromDriver),
+  };
+}
+
+const dialect = new PgDialect();
+const jobColumns = Object.entries(getTableColumns(ixJobs));
+
+/** A raw `returning *` row as Drizzle would map it (column names to keys, each column's own decoding). */
+function jobRowFromDriver(raw: Record<string, unknown>): JobRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of jobColumns) {
+    const value = raw[column.name];
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return row as JobRow;
 }
 
 /** Claim order, for the caller: priority, then turn. */
 function byClaimOrder(a: JobRow, b: JobRow): number {
   if (a.priority !== b.priority) return b.priority - a.priority;
-  if (a.fairTag !== b.fairTag) return a.fairTag - b.fairTag;
+  if (a.fairTag !== b.fairTag) return (a.fairTag ?? 0) - (b.fairTag ?? 0);
   if (a.runAt.getTime() !== b.runAt.getTime()) return a.runAt.getTime() - b.runAt.getTime();
   return a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0;
 }

@@ -248,6 +248,8 @@ export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promi
         else c.response end,
       attempts = case when ${retrying} then j.attempts + 1 else j.attempts end,
       run_at = case when ${retrying} then now() + make_interval(secs => c.delay_seconds) else j.run_at end,
+      -- A retry that waits out a backoff gives up its turn and takes a new one when due (jobs/fair-share.ts).
+      fair_tag = case when ${retrying} and c.delay_seconds > 0 then null else j.fair_tag end,
       started_at = case when ${retrying} then null else j.started_at end,
       finished_at = case when ${retrying} then null else now() end,
       lease_expires_at = null,

@@ -115,7 +115,7 @@ function literal(value: unknown): string {
  */
 function prepareInsert(db: Executor) {
   const items = sql`(select ix_id, client_id, request_id, request, callback_url, ${orDefault("priority", sql`priority`)} as priority,
-      run_at, max_attempts, use_case, n
+      run_at, max_attempts, use_case, n, run_at is null or run_at <= now() as due
     from unnest(
       ${sql.placeholder("ixIds")}::text[],
       ${sql.placeholder("clientIds")}::text[],
