@@ -45,6 +45,10 @@ export function ratioTable(results: BenchResults): string {
   if (post && results.pgbench) {
     lines.push("", `HTTP POST /jobs / pgbench single-row insert: ${ratio(post.requests_per_s, results.pgbench.inserts_per_s)} (goal ≥ 0.50×)`);
   }
+  const batch = results.http.find((h) => h.route === "POST /jobs/batch");
+  if (batch?.jobs_per_s !== undefined) {
+    lines.push(`HTTP POST /jobs/batch: ${Math.round(batch.jobs_per_s)} jobs/s in batches of 1,000 (goal ≥ 20,000)`);
+  }
   if (results.clients.length > 0) {
     lines.push(
       "",

@@ -209,7 +209,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       log(`http: autocannon, ${workload.c} connections, ${httpSeconds} s per route`);
       const { url } = await server.freshDatabase("http");
       for (const line of await measureHttp(url, { c: workload.c, seconds: httpSeconds })) {
-        const rounded = { ...line, requests_per_s: round(line.requests_per_s), latency_p50_ms: round(line.latency_p50_ms), latency_p99_ms: round(line.latency_p99_ms) };
+        const rounded = {
+          ...line,
+          requests_per_s: round(line.requests_per_s),
+          latency_p50_ms: round(line.latency_p50_ms),
+          latency_p99_ms: round(line.latency_p99_ms),
+          ...(line.jobs_per_s === undefined ? {} : { jobs_per_s: round(line.jobs_per_s) }),
+        };
         results.http.push(rounded);
         out(JSON.stringify(rounded));
       }

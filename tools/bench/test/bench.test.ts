@@ -31,7 +31,8 @@ test("a smoke-sized bench runs every system, ix stores every response, and every
   for (const r of results.ix_process) expect(Number.isFinite(r.process_jobs_per_s) && r.process_jobs_per_s > 0).toBe(true);
   expect(results.ix_process[1]?.thread_warmup_ms).toBeGreaterThan(0);
 
-  expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}"]);
+  expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}", "POST /jobs/batch"]);
+  expect(results.http[2]?.jobs_per_s).toBeGreaterThan(0); // 1,000 jobs per request
   for (const h of results.http) {
     expect(h.requests_per_s).toBeGreaterThan(0);
     expect(h.errors + h.non_2xx, `${h.route} had failures`).toBe(0);
