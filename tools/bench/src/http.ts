@@ -89,7 +89,7 @@ function summary(route: string, result: autocannon.Result): HttpResult {
  * The REST API under load (BENCHMARKS.md, Method: HTTP): autocannon with c connections
  * against `POST /jobs`, every request a new job (a unique request_id), then
  * against `GET /jobs/{id}` over the jobs just created, then against
- * `POST /jobs/batch` with BATCH_SIZE new submissions per request.
+ * `POST /jobs/batch` with BATCH_SIZE new submissions per request (c × seconds requests).
  */
 export async function measureHttp(url: string, { c, seconds }: { c: number; seconds: number }): Promise<HttpResult[]> {
   const db = connect(url, { max: 1, applicationName: "ix-bench-http" });
@@ -125,10 +125,12 @@ export async function measureHttp(url: string, { c, seconds }: { c: number; seco
         requests: [{ method: "GET", setupRequest: (req) => ({ ...req, path: `/jobs/${ids[read++ % ids.length]}` }) }],
       });
       let batches = 0;
+      // A fixed number of batches (c per second of the run) rather than a duration: every batch sent is
+      // answered and counted, even at smoke size, where one batch can take longer than the whole duration.
       const batch = await autocannon({
         url: base,
         connections: c,
-        duration: seconds,
+        amount: c * seconds,
         // A batch's insert takes longer than autocannon's default 10 s timeout allows on a loaded machine.
         timeout: 60,
         requests: [
