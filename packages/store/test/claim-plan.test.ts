@@ -40,6 +40,9 @@ describe("the claim statement", () => {
       expect(text, JSON.stringify(params)).toContain("ix_jobs_pkey");
       expect(text, JSON.stringify(params)).not.toMatch(/Seq Scan/);
       expect(text, JSON.stringify(params)).toContain("ix_jobs_scheduled_idx");
+      // Each queue is read from the index in claim order, not fetched whole and sorted.
+      expect(text, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
+      expect(text, JSON.stringify(params)).not.toMatch(/Sort Key: \w+\.priority DESC, \w+\.fair_tag/);
       if (params.useCaseConcurrency) expect(text).toContain("ix_jobs_running_queue_idx");
     }
   });

@@ -162,33 +162,33 @@ describe("concurrency caps", () => {
     let maxCapped = 0;
     let maxFree = 0;
     const done = { capped: 0, free: 0 };
-      await Promise.all(
-        Array.from({ length: 8 }, async (_, claimer) => {
-          for (;;) {
-            const claimed = await jobs.claimPending(pool, { limit: 4, useCases: ["capped", "free"], useCaseConcurrency: { capped: CAP } });
-            if (claimed.length === 0) {
-              const { rows } = await pool.execute<{ n: number }>(sql`select count(*)::int as n from ix_jobs where status <> 'done'`);
-              if (rows[0]!.n === 0) return;
-              await new Promise((resolve) => setTimeout(resolve, 2));
-              continue;
-            }
-            // Right after this claim committed: what runs now, across all claimers.
-            const { rows } = await pool.execute<{ use_case: string; n: number }>(
-              sql`select use_case, count(*)::int as n from ix_jobs where status = 'running' group by use_case`,
-            );
-            for (const row of rows) {
-              if (row.use_case === "capped") maxCapped = Math.max(maxCapped, row.n);
-              else maxFree = Math.max(maxFree, row.n);
-            }
-            await new Promise((resolve) => setTimeout(resolve, 1 + (claimer % 3)));
-            await jobs.completeMany(
-              pool,
-              claimed.map((job) => ({ jobId: job.job_id, attempts: job.attempts, response: responseFor(job) })),
-            );
-            for (const job of claimed) done[job.request.use_case as "capped" | "free"] += 1;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, claimer) => {
+        for (;;) {
+          const claimed = await jobs.claimPending(pool, { limit: 4, useCases: ["capped", "free"], useCaseConcurrency: { capped: CAP } });
+          if (claimed.length === 0) {
+            const { rows } = await pool.execute<{ n: number }>(sql`select count(*)::int as n from ix_jobs where status <> 'done'`);
+            if (rows[0]!.n === 0) return;
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            continue;
           }
-        }),
-      );
+          // Right after this claim committed: what runs now, across all claimers.
+          const { rows } = await pool.execute<{ use_case: string; n: number }>(
+            sql`select use_case, count(*)::int as n from ix_jobs where status = 'running' group by use_case`,
+          );
+          for (const row of rows) {
+            if (row.use_case === "capped") maxCapped = Math.max(maxCapped, row.n);
+            else maxFree = Math.max(maxFree, row.n);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 1 + (claimer % 3)));
+          await jobs.completeMany(
+            pool,
+            claimed.map((job) => ({ jobId: job.job_id, attempts: job.attempts, response: responseFor(job) })),
+          );
+          for (const job of claimed) done[job.request.use_case as "capped" | "free"] += 1;
+        }
+      }),
+    );
     expect(done).toEqual({ capped: 120, free: 120 });
     expect(maxCapped).toBeLessThanOrEqual(CAP);
     expect(maxCapped).toBe(CAP); // the cap is used, not just respected

@@ -34,9 +34,9 @@ try {
   for (const { rows, clients } of CASES) {
     await db.execute(sql`truncate ix_jobs`);
     await db.execute(sql`
-      insert into ix_jobs (ix_id, client_id, request_id, status, request, response, callback_url,
+      insert into ix_jobs (ix_id, client_id, request_id, use_case, status, request, response, callback_url,
                            callback_next_attempt_at, created_at, started_at, finished_at)
-      select lpad(to_hex(g), 16, '0'), 'client-' || (g % ${clients}::int), 'r' || g, 'done', ${REQUEST}, ${RESPONSE},
+      select lpad(to_hex(g), 16, '0'), 'client-' || (g % ${clients}::int), 'r' || g, 'bench_noop', 'done', ${REQUEST}, ${RESPONSE},
              'https://host-' || (g % ${clients}::int) || '.example/hook?token=t', now() - make_interval(secs => g),
              now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
       from generate_series(1, ${rows}::int) as g`);

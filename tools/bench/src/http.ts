@@ -19,7 +19,12 @@ export interface HttpResult {
   latency_p99_ms: number;
   errors: number;
   non_2xx: number;
+  /** POST /jobs/batch: jobs stored per second (requests × submissions per request). */
+  jobs_per_s?: number;
 }
+
+/** Submissions per `POST /jobs/batch` request in the HTTP phase: the most one batch may carry. */
+export const BATCH_SIZE = 1_000;
 
 export interface PgbenchResult {
   system: "pgbench";
@@ -83,7 +88,8 @@ function summary(route: string, result: autocannon.Result): HttpResult {
 /**
  * The REST API under load (BENCHMARKS.md, Method: HTTP): autocannon with c connections
  * against `POST /jobs`, every request a new job (a unique request_id), then
- * against `GET /jobs/{id}` over the jobs just created.
+ * against `GET /jobs/{id}` over the jobs just created, then against
+ * `POST /jobs/batch` with BATCH_SIZE new submissions per request (c × seconds requests).
  */
 export async function measureHttp(url: string, { c, seconds }: { c: number; seconds: number }): Promise<HttpResult[]> {
   const db = connect(url, { max: 1, applicationName: "ix-bench-http" });
@@ -118,7 +124,33 @@ export async function measureHttp(url: string, { c, seconds }: { c: number; seco
         duration: seconds,
         requests: [{ method: "GET", setupRequest: (req) => ({ ...req, path: `/jobs/${ids[read++ % ids.length]}` }) }],
       });
-      return [summary("POST /jobs", post), summary("GET /jobs/{id}", get)];
+      let batches = 0;
+      // A fixed number of batches (c per second of the run) rather than a duration: every batch sent is
+      // answered and counted, even at smoke size, where one batch can take longer than the whole duration.
+      const batch = await autocannon({
+        url: base,
+        connections: c,
+        amount: c * seconds,
+        // A batch's insert takes longer than autocannon's default 10 s timeout allows on a loaded machine.
+        timeout: 60,
+        requests: [
+          {
+            method: "POST",
+            path: "/jobs/batch",
+            headers: { "content-type": "application/json" },
+            setupRequest: (req) => {
+              const n = batches++;
+              return { ...req, body: JSON.stringify({ jobs: Array.from({ length: BATCH_SIZE }, (_, i) => request(`b${n}-${i}`)) }) };
+            },
+          },
+        ],
+      });
+      const batchSummary = summary("POST /jobs/batch", batch);
+      return [
+        summary("POST /jobs", post),
+        summary("GET /jobs/{id}", get),
+        { ...batchSummary, jobs_per_s: batchSummary.requests_per_s * BATCH_SIZE },
+      ];
     } finally {
       await stopProcess(child);
     }

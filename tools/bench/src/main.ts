@@ -31,6 +31,13 @@ function rowCounts(value: string): number[] {
   return counts;
 }
 
+function clientCounts(value: string): number[] {
+  if (value.trim() === "") return [];
+  const counts = value.split(",").map((part) => Number(part.trim().replace(/_/g, "")));
+  if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError("must be comma-separated positive integers, e.g. 1,1000");
+  return counts;
+}
+
 function isolations(value: string): Array<"inline" | "thread"> {
   const names = value.split(",").map((s) => s.trim());
   const unknown = names.filter((s) => s !== "inline" && s !== "thread");
@@ -39,6 +46,7 @@ function isolations(value: string): Array<"inline" | "thread"> {
 }
 
 function systemNames(value: string): SystemName[] {
+  if (value.trim() === "") return [];
   const names = value.split(",").map((s) => s.trim());
   const unknown = names.filter((s) => !(SYSTEMS as readonly string[]).includes(s));
   if (unknown.length > 0) throw new InvalidArgumentError(`unknown ${unknown.join(", ")} (known: ${SYSTEMS.join(", ")})`);
@@ -54,6 +62,7 @@ interface BenchFlags {
   l: number;
   httpSeconds: number;
   scaleRows: number[];
+  fairClients: number[];
   systems?: SystemName[];
   isolation: Array<"inline" | "thread">;
   databaseUrl?: string;
@@ -67,7 +76,13 @@ const program = new Command("bench")
   .option("--l <jobs>", "sequential jobs in the latency run", positiveInt, BENCH_DEFAULTS.l)
   .option("--http-seconds <s>", "seconds per HTTP route and for pgbench; 0 skips them", wholeNumber, BENCH_DEFAULTS.httpSeconds)
   .option("--scale-rows <list>", "terminal rows for the claim-latency runs; empty skips them", rowCounts, [...BENCH_DEFAULTS.scaleRows])
-  .option("--systems <list>", `queues to run, comma-separated: ${SYSTEMS.join(", ")}`, systemNames)
+  .option(
+    "--fair-clients <list>",
+    "client counts sharing n pending jobs for the claim-latency runs, with the fairness run (A: n/2 jobs, then B: 20); empty skips them",
+    clientCounts,
+    [...BENCH_DEFAULTS.fairClients],
+  )
+  .option("--systems <list>", `queues to run, comma-separated: ${SYSTEMS.join(", ")}; empty skips them`, systemNames)
   .option("--isolation <list>", "where ix's pipelines run in its process phase: inline, thread, or inline,thread for both", isolations, ["inline"])
   .option("--database-url <url>", "the PostgreSQL server (default IX_POSTGRES_URL; without either, an embedded one)")
   .option("--json-out <file>", "also write every result as one JSON document to this file")
@@ -82,6 +97,7 @@ const program = new Command("bench")
       l: flags.l,
       httpSeconds: flags.httpSeconds,
       scaleRows: flags.scaleRows,
+      fairClients: flags.fairClients,
       systems: flags.systems ?? [...SYSTEMS],
       ixIsolation: flags.isolation,
     });

@@ -45,6 +45,35 @@ export function ratioTable(results: BenchResults): string {
   if (post && results.pgbench) {
     lines.push("", `HTTP POST /jobs / pgbench single-row insert: ${ratio(post.requests_per_s, results.pgbench.inserts_per_s)} (goal ≥ 0.50×)`);
   }
+  const batch = results.http.find((h) => h.route === "POST /jobs/batch");
+  if (batch?.jobs_per_s !== undefined) {
+    lines.push(`HTTP POST /jobs/batch: ${Math.round(batch.jobs_per_s)} jobs/s in batches of 1,000 (goal ≥ 20,000)`);
+  }
+  if (results.clients.length > 0) {
+    lines.push(
+      "",
+      table([
+        ["pending jobs over", "submit jobs/s", "claim 1 p50 ms", "claim 1 p99 ms", "claim of C p50 ms", "claim of C p99 ms"],
+        ...results.clients.map((r) => [
+          `${r.clients} client${r.clients === 1 ? "" : "s"}`,
+          String(r.submit_jobs_per_s),
+          String(r.claim_1_p50_ms),
+          String(r.claim_1_p99_ms),
+          String(r.claim_batch_p50_ms),
+          String(r.claim_batch_p99_ms),
+        ]),
+      ]),
+    );
+  }
+  const fair = results.fairness;
+  if (fair) {
+    lines.push(
+      "",
+      `Fairness: A's ${fair.a_jobs} jobs pending, then B's ${fair.b_jobs}; ${fair.loops} loops claiming one job at a time: ` +
+        `${fair.a_started_before_b_last} of A's started before B's last; ` +
+        `B submitting while A's backlog is worked: ${fair.busy_a_started_after_b_submitted} of A's started after B's submission and before B's last`,
+    );
+  }
   lines.push(`(bench took ${results.duration_s} s)`);
   return lines.join("\n");
 }

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { type HttpResult, measureHttp, measurePgbench, type PgbenchResult } from "./http.ts";
+import { type ClientClaimResult, type FairnessResult, measureClientClaims, measureFairness } from "./fair-share.ts";
 import { ratioTable } from "./report.ts";
 import { measureScale, type ScaleResult } from "./scale.ts";
 import { openBenchServer } from "./server.ts";
@@ -23,6 +24,7 @@ export const BENCH_DEFAULTS = {
   l: 200,
   httpSeconds: 10,
   scaleRows: [0, 100_000, 1_000_000],
+  fairClients: [1, 1_000],
 } as const;
 
 export interface BenchOptions {
@@ -38,7 +40,13 @@ export interface BenchOptions {
   httpSeconds?: number;
   /** Terminal rows for the claim-latency runs; [] skips them. */
   scaleRows?: readonly number[];
-  /** Which queues to run (default all three). */
+  /**
+   * Client counts for the claim-latency runs with n pending jobs spread over
+   * that many clients; non-empty also runs the fairness run (client A's n/2
+   * jobs, then client B's 20). [] skips both.
+   */
+  fairClients?: readonly number[];
+  /** Which queues to run (default all three; [] skips them). */
   systems?: readonly SystemName[];
   /**
    * Where ix's pipelines run in its process phase, each run in turn (default
@@ -56,7 +64,7 @@ export interface BenchOptions {
 
 export interface BenchResults {
   machine: { cpus: number; cpu_model: string; memory_gib: number; node: string; postgres: Record<string, string>; server: string };
-  workload: Workload & { http_seconds: number; scale_rows: number[] };
+  workload: Workload & { http_seconds: number; scale_rows: number[]; fair_clients: number[] };
   systems: SystemResult[];
   /** After ix's process run: how many jobs there were and how many ended done with a stored response. */
   ix_process_check: { jobs: number; done_with_response: number } | null;
@@ -66,6 +74,9 @@ export interface BenchResults {
   pgbench: PgbenchResult | null;
   scale: ScaleResult[];
   scale_explain: string;
+  /** Claim latency by the number of clients holding the pending jobs. */
+  clients: ClientClaimResult[];
+  fairness: FairnessResult | null;
   duration_s: number;
 }
 
@@ -108,6 +119,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
   for (const rows of scaleRows) {
     if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`bench option scaleRows must hold whole numbers ≥ 0, got ${rows}`);
   }
+  const fairClients = [...(options.fairClients ?? BENCH_DEFAULTS.fairClients)];
+  for (const clients of fairClients) positiveInt("fairClients", clients);
   const systems = [...(options.systems ?? SYSTEMS)];
   for (const name of systems) {
     if (!SYSTEMS.includes(name)) throw new RangeError(`unknown system "${name}" (known: ${SYSTEMS.join(", ")})`);
@@ -131,7 +144,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
         postgres: server.settings,
         server: server.label,
       },
-      workload: { ...workload, http_seconds: httpSeconds, scale_rows: scaleRows },
+      workload: { ...workload, http_seconds: httpSeconds, scale_rows: scaleRows, fair_clients: fairClients },
       systems: [],
       ix_process_check: null,
       ix_process: [],
@@ -139,6 +152,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       pgbench: null,
       scale: [],
       scale_explain: "",
+      clients: [],
+      fairness: null,
       duration_s: 0,
     };
     log(`PostgreSQL ${server.settings.server_version} (fsync ${server.settings.fsync}) at ${server.label}; n=${workload.n} c=${workload.c} l=${workload.l}`);
@@ -194,7 +209,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       log(`http: autocannon, ${workload.c} connections, ${httpSeconds} s per route`);
       const { url } = await server.freshDatabase("http");
       for (const line of await measureHttp(url, { c: workload.c, seconds: httpSeconds })) {
-        const rounded = { ...line, requests_per_s: round(line.requests_per_s), latency_p50_ms: round(line.latency_p50_ms), latency_p99_ms: round(line.latency_p99_ms) };
+        const rounded = {
+          ...line,
+          requests_per_s: round(line.requests_per_s),
+          latency_p50_ms: round(line.latency_p50_ms),
+          latency_p99_ms: round(line.latency_p99_ms),
+          ...(line.jobs_per_s === undefined ? {} : { jobs_per_s: round(line.jobs_per_s) }),
+        };
         results.http.push(rounded);
         out(JSON.stringify(rounded));
       }
@@ -211,12 +232,37 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       const { url } = await server.freshDatabase("scale");
       const scale = await measureScale(url, scaleRows, log);
       for (const row of scale.results) {
-        const line = { system: "ix-scale", terminal_rows: row.terminal_rows, claim_p50_ms: round(row.claim_p50_ms), claim_p99_ms: round(row.claim_p99_ms) };
+        const line = {
+          system: "ix-scale",
+          terminal_rows: row.terminal_rows,
+          claim_p50_ms: round(row.claim_p50_ms),
+          claim_p99_ms: round(row.claim_p99_ms),
+          capped_claim_p50_ms: round(row.capped_claim_p50_ms),
+          capped_claim_p99_ms: round(row.capped_claim_p99_ms),
+        };
         results.scale.push(line);
         out(JSON.stringify(line));
       }
       results.scale_explain = scale.explain;
-      out(`\nEXPLAIN (ANALYZE, BUFFERS) of the claim with ${Math.max(...scaleRows)} terminal rows:\n${scale.explain}`);
+      out(`\nEXPLAIN (ANALYZE, BUFFERS) of the capped claim with ${Math.max(...scaleRows)} terminal rows:\n${scale.explain}\n`);
+    }
+
+    if (fairClients.length > 0) {
+      const { url } = await server.freshDatabase("fair");
+      for (const row of await measureClientClaims(url, { pending: workload.n, clients: fairClients, batch: workload.c }, log)) {
+        const line: ClientClaimResult = {
+          ...row,
+          submit_jobs_per_s: round(row.submit_jobs_per_s),
+          claim_1_p50_ms: round(row.claim_1_p50_ms),
+          claim_1_p99_ms: round(row.claim_1_p99_ms),
+          claim_batch_p50_ms: round(row.claim_batch_p50_ms),
+          claim_batch_p99_ms: round(row.claim_batch_p99_ms),
+        };
+        results.clients.push(line);
+        out(JSON.stringify(line));
+      }
+      results.fairness = await measureFairness(url, { a: Math.max(1, Math.floor(workload.n / 2)), c: workload.c }, log);
+      out(JSON.stringify(results.fairness));
     }
 
     results.duration_s = round((performance.now() - began) / 1000);

@@ -31,17 +31,37 @@ test("a smoke-sized bench runs every system, ix stores every response, and every
   for (const r of results.ix_process) expect(Number.isFinite(r.process_jobs_per_s) && r.process_jobs_per_s > 0).toBe(true);
   expect(results.ix_process[1]?.thread_warmup_ms).toBeGreaterThan(0);
 
-  expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}"]);
+  expect(results.http.map((h) => h.route)).toEqual(["POST /jobs", "GET /jobs/{id}", "POST /jobs/batch"]);
+  expect(results.http[2]?.jobs_per_s).toBeGreaterThan(0); // 1,000 jobs per request
   for (const h of results.http) {
     expect(h.requests_per_s).toBeGreaterThan(0);
     expect(h.errors + h.non_2xx, `${h.route} had failures`).toBe(0);
   }
   expect(results.scale.map((s) => s.terminal_rows)).toEqual([0, 1000]);
   for (const s of results.scale) expect(Number.isFinite(s.claim_p50_ms) && s.claim_p50_ms > 0).toBe(true);
-  expect(results.scale_explain).toContain("ix_jobs_pending_idx");
+  for (const s of results.scale) expect(Number.isFinite(s.capped_claim_p50_ms) && s.capped_claim_p50_ms > 0).toBe(true);
+  // The capped, routed claim reads the use_case's pending jobs in turn order from the claim index and fetches them by primary key.
+  expect(results.scale_explain).toContain("ix_jobs_claim_idx");
+  expect(results.scale_explain).toContain("ix_jobs_pkey");
+  expect(results.scale_explain).not.toMatch(/Seq Scan/);
 
-  // One JSON line per system, then HTTP, pgbench (when installed) and scale lines, then the ratio table.
+  // n=200 pending jobs held by one client, then by 200 (1,000 capped at n); claims of 1 and of C.
+  expect(results.clients.map((r) => r.clients)).toEqual([1, 200]);
+  for (const r of results.clients) {
+    for (const value of [r.submit_jobs_per_s, r.claim_1_p50_ms, r.claim_1_p99_ms, r.claim_batch_p50_ms, r.claim_batch_p99_ms]) {
+      expect(Number.isFinite(value) && value > 0, JSON.stringify(r)).toBe(true);
+    }
+    expect(r.claim_batch).toBe(4);
+  }
+  // Fairness is an order, not a timing: B's 20 jobs take turns with A's backlog (100 here) instead of waiting behind it.
+  expect(results.fairness).toMatchObject({ a_jobs: 100, b_jobs: 20, loops: 4 });
+  expect(results.fairness?.a_started_before_b_last).toBeLessThan(50);
+  expect(results.fairness?.busy_a_started_after_b_submitted).toBeLessThan(50);
+
+  // One JSON line per system, then HTTP, pgbench (when installed), scale, clients and fairness lines, then the ratio table.
   const json = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { system: string });
   expect(json.filter((j) => ["ix", "graphile-worker", "pg-boss"].includes(j.system))).toHaveLength(3);
+  expect(json.filter((j) => j.system === "ix-clients")).toHaveLength(2);
+  expect(json.filter((j) => j.system === "ix-fairness")).toHaveLength(1);
   expect(lines.at(-1)).toContain("ix / peer");
 }, 120_000);

@@ -12,6 +12,12 @@ export async function listeningWorkers(db: Executor): Promise<number> {
   return result.rows[0]?.n ?? 0;
 }
 
+/** Workers in the registry: each registers before its first claim, and the API accepts only use_cases they serve. */
+export async function registeredWorkers(db: Executor): Promise<number> {
+  const result = await db.execute<{ n: number }>(sql`select count(*)::int as n from ix_workers`);
+  return result.rows[0]?.n ?? 0;
+}
+
 /** Job counts by status. */
 export async function statusCounts(db: Executor): Promise<Record<string, number>> {
   const result = await db.execute<{ status: string; n: number }>(sql`select status, count(*)::int as n from ix_jobs group by status`);

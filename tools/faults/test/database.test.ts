@@ -5,7 +5,7 @@ import { Job } from "@ix/contracts";
 import { connect, migrateUp, sql } from "@ix/store";
 import { freePort, provisionPostgres, type ProvisionedPostgres } from "@ix/provision";
 import { describe, expect, test } from "vitest";
-import { statusCounts, terminalCount } from "../src/activity.ts";
+import { registeredWorkers, statusCounts, terminalCount } from "../src/activity.ts";
 import { printFigures, seededRandom } from "../src/figures.ts";
 import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
 import { pace, waitFor } from "../src/wait.ts";
@@ -81,6 +81,8 @@ describe("database faults under running workers and API", () => {
       const workers = [spawnIx("worker", workerEnv), spawnIx("worker", workerEnv)];
       processes.push(...workers);
       const apiUrl = String((await api.waitForLine("listening", (line) => line.fault === "listening")).url);
+      // The API refuses (422) a use_case no registered worker serves.
+      await waitFor("both workers registered", async () => (await registeredWorkers(db)) === 2);
 
       // 1. Mid-run, every worker and API connection is terminated by the server.
       await submit(apiUrl, BATCH);

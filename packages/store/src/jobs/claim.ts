@@ -1,5 +1,5 @@
 import { type Job, ResponseIX } from "@ix/contracts";
-import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Executor } from "../db.ts";
 import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle.ts";
@@ -189,7 +189,8 @@ export function claimPendingStatement(
     .select({ jobId: ixJobs.jobId, priority: ixJobs.priority, useCase: ixJobs.useCase, fairTag: ixJobs.fairTag })
     .from(ixJobs)
     .where(and(eq(ixJobs.status, "pending"), isNotNull(ixJobs.fairTag), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
-    .orderBy(desc(ixJobs.priority), asc(ixJobs.fairTag))
+    // `nulls last` as the index stores it: a plain `desc` (nulls first) cannot be read from the index in order.
+    .orderBy(sql`${ixJobs.priority} desc nulls last`, asc(ixJobs.fairTag))
     .limit(limit)
     .for("update", { skipLocked: true });
   // The final `= any(array(…))` fetches each written row by primary key; a plain join to `writes` can be

@@ -87,8 +87,8 @@ export async function openIx(url: string): Promise<
     await clear();
     // The backlog is inserted in one statement: only draining is timed.
     await db.execute(sql`
-      insert into ix_jobs (ix_id, client_id, request_id, request)
-      select lpad(to_hex(g), 16, '0'), 'bench', 'p' || g,
+      insert into ix_jobs (ix_id, client_id, request_id, use_case, fair_tag, request)
+      select lpad(to_hex(g), 16, '0'), 'bench', 'p' || g, ${USE_CASE}::text, g,
              jsonb_build_object('use_case', ${USE_CASE}::text, 'ix_client_id', 'bench', 'request_id', 'p' || g,
                                 'ix_id', lpad(to_hex(g), 16, '0'), 'context', jsonb_build_object('texts', jsonb_build_array('bench')),
                                 'options', '{}'::jsonb)
