@@ -1,7 +1,7 @@
 import { ConfigError } from "@ix/contracts";
 import { runWorkerMain } from "./main.ts";
 
-// Standalone entry: `node --import tsx apps/worker/src/bin.ts` (the CLI's `ix worker` does the same).
+// Standalone entry: `node --conditions=source --import tsx apps/worker/src/bin.ts`, or compiled `node apps/worker/dist/bin.js` (the CLI's `ix worker` does the same).
 try {
   await runWorkerMain();
   process.exit(0);

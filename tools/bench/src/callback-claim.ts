@@ -1,5 +1,5 @@
 // What fairness costs the callback claim (BENCHMARKS.md, "Fair callback claims"):
-//   IX_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx tools/bench/src/callback-claim.ts
+//   IX_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx --conditions=source tools/bench/src/callback-claim.ts
 // Creates a scratch database, fills it with due callback deliveries spread over
 // some clients (and as many hosts), and times one claim of 8 (what a worker's
 // dispatcher asks for) with `jobs.claimDueCallbacks`, and with the FIFO

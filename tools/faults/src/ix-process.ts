@@ -1,4 +1,4 @@
-// One ix process for the fault suite: `node --import tsx ix-process.ts worker|api`,
+// One ix process for the fault suite: `node --conditions=source --import tsx ix-process.ts worker|api`,
 // configured only by its IX_ environment, as production runs `ix worker` / `ix api`.
 // Besides ix's own pino logs, it writes `{"fault": …}` lines on stdout:
 // memory samples, and for the API where it listens.
