@@ -6,7 +6,8 @@ import { defineConfig, type ViteUserConfig } from "vitest/config";
  * Workspace packages resolve to their TypeScript sources (the `source` export
  * condition), so tests need no build; the others are Vite's defaults for a
  * server. Vitest starts its workers with the same conditions, so Node's own
- * resolver (pipeline threads, child processes given process.execArgv) agrees.
+ * resolver agrees (the worker's pipeline threads); a child process a test
+ * starts from sources is given `--conditions=source` itself.
  */
 const CONDITIONS = ["source", "module", "node", "development|production"];
 
