@@ -12,7 +12,7 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Starts `ix <args>` as a real child process, exactly as `pnpm ix` runs it. */
 export function spawnIx(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", TSX, MAIN, ...args], { env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
+  return spawn(process.execPath, ["--conditions=source", "--import", TSX, MAIN, ...args], { env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
 }
 
 export interface IxResult {
