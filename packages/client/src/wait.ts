@@ -41,8 +41,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Reads the job until it is terminal (done, error or cancelled) and returns
- * it. Transient failures are read through until the deadline; the deadline
- * bounds a read in flight too. The caller's abort rejects with its reason.
+ * it. Once the job has been read, transient failures are read through until
+ * the deadline; a first read that fails throws at once (a wrong URL should
+ * not look like a long wait). The deadline bounds a read in flight too. The
+ * caller's abort rejects with its reason.
  */
 export async function waitForJob(
   get: (jobId: string, options: CallOptions) => Promise<Job>,
@@ -67,7 +69,7 @@ export async function waitForJob(
       if (isTerminal(job.status)) return job;
     } catch (error) {
       if (stop.aborted) throw gaveUp();
-      if (!transient(error)) throw error;
+      if (job === null || !transient(error)) throw error;
       lastFailure = error;
     }
     try {

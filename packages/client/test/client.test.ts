@@ -296,10 +296,15 @@ describe("failures without an API answer", () => {
     const server = createServer();
     const base = await listen(server);
     await new Promise((resolve) => server.close(resolve));
-    const error = await rejection(createClient({ baseUrl: base }).get("00000000-0000-4000-8000-000000000000"));
+    const client = createClient({ baseUrl: base });
+    const error = await rejection(client.get("00000000-0000-4000-8000-000000000000"));
     expect(error).toBeInstanceOf(IxNetworkError);
     expect(error).not.toBeInstanceOf(IxTimeoutError);
     expect((error as Error).message).toMatch(new RegExp(`^cannot reach the ix API at ${base}: .*ECONNREFUSED`));
+    // A wait that never read the job does not wait out its timeout: a wrong URL fails at once.
+    const started = Date.now();
+    expect(await rejection(client.wait("00000000-0000-4000-8000-000000000000", { timeoutMs: 60_000 }))).toBeInstanceOf(IxNetworkError);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it("no answer within timeoutMs: IxTimeoutError, after about that long", async () => {
