@@ -56,7 +56,7 @@ describe("ix cancel / ix retry", () => {
     }
   });
 
-  test("get --wait follows a running job until it is cancelled, then exits 1 like an error", async ({ database: { db } }) => {
+  test("get --wait follows a running job until it is cancelled, then exits 3 like an error", async ({ database: { db } }) => {
     const { app, env } = await listeningApi(db);
     try {
       const running = await insertJob(db, { status: "running" });
@@ -81,7 +81,7 @@ describe("ix cancel / ix retry", () => {
       expect(await jobs.completeRuns(db, [{ jobId: running.job_id, attempts: 0, response, outcome: { kind: "cancelled" } }])).toEqual([
         { jobId: running.job_id, status: "cancelled" },
       ]);
-      expect(await exit).toBe(1);
+      expect(await exit).toBe(3);
       expect((JSON.parse(stdout) as Job).status).toBe("cancelled");
       expect(stderr).toContain(`${running.job_id} cancelled`);
     } finally {
