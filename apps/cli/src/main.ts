@@ -2,6 +2,7 @@ import { IxError, IxNetworkError, IxWaitTimeoutError } from "@ix/client";
 import { ConfigError, JOB_STATUSES, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
+import { enterCallerDirectory } from "./caller-directory";
 import { cancel, retry } from "./commands/control";
 import { get } from "./commands/get";
 import { type JobsOptions, listJobs } from "./commands/jobs";
@@ -38,6 +39,7 @@ function contractValue<T>(schema: z.ZodType<T>, convert: (value: string) => unkn
 // process.env is read here and handed down: each command parses what it needs once.
 const env = process.env;
 const cliEnv = () => parseCliEnv(env);
+enterCallerDirectory(env);
 
 const program = new Command("ix")
   .description("ix: extraction jobs over REST, run by workers, stored in PostgreSQL, answered by signed callbacks")
