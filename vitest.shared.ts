@@ -10,7 +10,11 @@ import { defineConfig, type ViteUserConfig } from "vitest/config";
  */
 export function defineIxConfig(packageDir: string, { database }: { database: boolean }): ViteUserConfig {
   const name = basename(packageDir);
+  // Workspace packages resolve to their TypeScript source (the "source" export condition), so nothing is built to test.
+  const conditions = ["source", "node", "development|production"];
   return defineConfig({
+    resolve: { conditions },
+    ssr: { resolve: { conditions } },
     test: {
       include: ["test/**/*.test.ts"],
       globalSetup: database ? [fileURLToPath(import.meta.resolve("./packages/testing/src/global-setup.ts"))] : [],

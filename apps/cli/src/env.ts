@@ -8,7 +8,7 @@ import { z } from "zod";
 export const CliEnv = z.object({
   // The database for `ix migrate` and `ix prune`; `ix start` uses embedded PostgreSQL without it.
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
-  // Where `ix submit`, `ix get`, `ix cancel` and `ix retry` find the API.
+  // Where `ix submit`, `ix get`, `ix jobs`, `ix cancel` and `ix retry` find the API.
   IX_API_URL: envDefault(
     z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), "must be an http(s) URL"),
     "http://127.0.0.1:8080",

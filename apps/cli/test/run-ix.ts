@@ -12,7 +12,7 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Starts `ix <args>` as a real child process, exactly as `pnpm ix` runs it. */
 export function spawnIx(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", TSX, MAIN, ...args], { env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
+  return spawn(process.execPath, ["--conditions=source", "--import", TSX, MAIN, ...args], { env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
 }
 
 export interface IxResult {
@@ -23,16 +23,25 @@ export interface IxResult {
 
 /** Runs `ix <args>` to completion, feeding `input` on stdin. */
 export function runIx(args: string[], env: Record<string, string> = {}, input?: string): Promise<IxResult> {
+  return startIx(args, env, input).result;
+}
+
+/** Starts `ix <args>`; `output` fills as it prints (to watch progress), `result` resolves once it exited. */
+export function startIx(
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string,
+): { child: ChildProcess; output: { stdout: string; stderr: string }; result: Promise<IxResult> } {
   const child = spawnIx(args, env);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const output = { stdout: "", stderr: "" };
+  child.stdout!.on("data", (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output.stderr += chunk.toString()));
   child.stdin!.end(input);
-  return new Promise((resolve, reject) => {
+  const result = new Promise<IxResult>((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.on("close", (code) => resolve({ code, ...output }));
   });
+  return { child, output, result };
 }
 
 /** Resolves when `child` has printed `marker` on stdout; rejects if it exits first. */
