@@ -1,4 +1,5 @@
 import { ConfigError, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
+import { unreachableDatabase } from "@ix/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
 import { ApiError } from "./api-client";
@@ -151,6 +152,7 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  const unreachable = unreachableDatabase(error);
   if (error instanceof CommanderError) {
     // Help and version are successes; every other commander error is a usage error.
     process.exitCode = error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version" ? 0 : 2;
@@ -159,6 +161,12 @@ try {
     process.exitCode = 2;
   } else if (error instanceof ApiError) {
     console.error(`ix: ${error.message}`);
+    process.exitCode = 1;
+  } else if (unreachable) {
+    // Not the statement that needed the connection: where the server was expected, and why it did not answer.
+    // A refused "localhost" (both ::1 and 127.0.0.1) is an AggregateError without a message: its code says it.
+    const reason = (unreachable.cause instanceof Error && unreachable.cause.message) || unreachable.code;
+    console.error(`ix: ${unreachable.message}${reason ? ` (${reason})` : ""}`);
     process.exitCode = 1;
   } else {
     console.error(`ix: ${error instanceof Error ? error.message : String(error)}`);

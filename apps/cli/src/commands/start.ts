@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
 import { ConfigError } from "@ix/contracts";
-import { shutdownOnSignals } from "@ix/process";
+import { createLogger, shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/store/provision";
 import {
@@ -14,7 +14,6 @@ import {
   workerConfigFromEnv,
   workerPoolOptions,
 } from "@ix/worker";
-import { pino } from "pino";
 import type { CliEnv } from "../env";
 import { REPOSITORY_ROOT } from "../repository";
 
@@ -50,7 +49,9 @@ function parseAll(env: Record<string, string | undefined>) {
  */
 export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
   const [apiEnv, workerEnv] = parseAll(env);
-  const logger = pino({ level: apiEnv.IX_LOG_LEVEL, serializers: logSerializers });
+  // Every record names its component: this command's own, the worker's and the API's.
+  const root = createLogger({ level: apiEnv.IX_LOG_LEVEL, format: apiEnv.IX_LOG_FORMAT, serializers: logSerializers });
+  const logger = root.child({ component: "cli" });
   // Pipelines load, and IX_WORKER_USE_CASES is checked against them, before PostgreSQL is started.
   const pipelines = new PipelineRegistry([...builtinPipelines(), ...(await loadPipelineModules(workerEnv.IX_PIPELINE_MODULES))]);
   const baseConfig = workerConfigFromEnv(workerEnv);
@@ -90,7 +91,7 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       db: workerDb,
       pipelines,
       config: { ...baseConfig, callback: { ...baseConfig.callback, allowedHosts: [...baseConfig.callback.allowedHosts, ...LOOPBACK] } },
-      logger: logger.child({ component: "worker" }),
+      logger: root.child({ component: "worker" }),
     });
     // The worker registers its use_cases as it starts; only then does the API listen, so a submission
     // right after the banner is never refused for a use_case no worker has registered yet.
@@ -102,7 +103,7 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
       db: apiDb,
       // The API refuses loopback IP-literal callback URLs at submit unless allowed, like the worker.
       config: { ...apiConfig, callbackAllowedHosts: [...apiConfig.callbackAllowedHosts, ...LOOPBACK] },
-      logger: logger.child({ component: "api" }),
+      logger: root.child({ component: "api" }),
     });
     // Stopped first (stops run in reverse): no new submissions while the worker drains.
     stops.push((force) => {
