@@ -9,6 +9,7 @@ import { migrate } from "./commands/migrate";
 import { prune } from "./commands/prune";
 import { type SubmitOptions, submit } from "./commands/submit";
 import { parseCliEnv } from "./env";
+import { withRunningInstance } from "./instance";
 import { UsageError } from "./usage-error";
 
 /**
@@ -34,6 +35,9 @@ function contractValue<T>(schema: z.ZodType<T>, convert: (value: string) => unkn
 // process.env is read here and handed down: each command parses what it needs once.
 const env = process.env;
 const cliEnv = () => parseCliEnv(env);
+// Without the variable, commands reach the `ix start` running here through its record (instance.ts).
+const apiClientEnv = () => parseCliEnv(withRunningInstance(env, "IX_API_URL"));
+const databaseEnv = () => parseCliEnv(withRunningInstance(env, "IX_POSTGRES_URL"));
 
 const program = new Command("ix")
   .description("ix: extraction jobs over REST, run by workers, stored in PostgreSQL, answered by signed callbacks")
@@ -89,17 +93,17 @@ program
 
 program
   .command("migrate")
-  .description("apply, revert or show database migrations (needs IX_POSTGRES_URL)")
+  .description("apply, revert or show database migrations (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .addArgument(new Command().createArgument("<direction>", "up, down or status").choices(["up", "down", "status"]))
   .option("--steps <n>", "with down: how many migrations to revert", positiveInt, 1)
-  .action(async (direction: string, options: { steps: number }) => migrate(cliEnv(), direction, options));
+  .action(async (direction: string, options: { steps: number }) => migrate(databaseEnv(), direction, options));
 
 program
   .command("prune")
-  .description("delete terminal jobs finished longer ago than a duration (needs IX_POSTGRES_URL)")
+  .description("delete terminal jobs finished longer ago than a duration (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .requiredOption("--older-than <duration>", "retention, e.g. 7d, 12h, 30m")
   .option("--batch-size <n>", "rows deleted per statement", positiveInt, 1000)
-  .action(async (options: { olderThan: string; batchSize: number }) => prune(cliEnv(), options));
+  .action(async (options: { olderThan: string; batchSize: number }) => prune(databaseEnv(), options));
 
 program
   .command("submit")
@@ -120,7 +124,7 @@ program
       "order; exit 0 when every status is 201 or 200, 1 when any is not (400, 403, 409, 413, 422) or a request\n" +
       "failed (lines from there on were not sent; sending the file again is safe).",
   )
-  .action(async (file: string | undefined, options: SubmitOptions) => submit(cliEnv(), file, options));
+  .action(async (file: string | undefined, options: SubmitOptions) => submit(apiClientEnv(), file, options));
 
 program
   .command("get")
@@ -129,7 +133,7 @@ program
   .option("--wait", "follow the job to a terminal state (exit 1 if it ends error or cancelled)", false)
   .addOption(new Option("--timeout <duration>", "with --wait: give up after this long").default("10m"))
   .addOption(new Option("--interval <duration>", "with --wait: how often to ask, e.g. 500ms, 2s").default("500ms"))
-  .action(async (jobId: string, options: { wait: boolean; timeout: string; interval: string }) => get(cliEnv(), jobId, options));
+  .action(async (jobId: string, options: { wait: boolean; timeout: string; interval: string }) => get(apiClientEnv(), jobId, options));
 
 program
   .command("cancel")
@@ -140,14 +144,14 @@ program
     "\nExit 0 when the job was cancelled (it was pending) or the cancel was requested (it is running: follow it\n" +
       "with ix get <job_id> --wait, which exits 1 once it is cancelled); exit 1 when it had already ended or is unknown.",
   )
-  .action(async (jobId: string) => cancel(cliEnv(), jobId));
+  .action(async (jobId: string) => cancel(apiClientEnv(), jobId));
 
 program
   .command("retry")
   .description("retry a job that ended error or cancelled: pending again, same job_id, one more run; prints the job")
   .argument("<job_id>", "the job's id")
   .addHelpText("after", "\nExit 0 when the job is pending again; exit 1 for any other status (the API's 409) or an unknown job.")
-  .action(async (jobId: string) => retry(cliEnv(), jobId));
+  .action(async (jobId: string) => retry(apiClientEnv(), jobId));
 
 try {
   await program.parseAsync(process.argv);
