@@ -7,9 +7,6 @@ import { type DestinationStream, type Logger, type LoggerOptions, pino } from "p
  * "Logs").
  */
 
-/** The process part a record comes from, in the `component` field of every record. */
-export type LogComponent = "api" | "worker" | "cli";
-
 /** IX_LOG_FORMAT's values; unset means "pretty at a terminal, else JSON". */
 export const LOG_FORMATS = ["json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -36,8 +33,9 @@ export interface CreateLoggerOptions {
 
 /**
  * A root logger without a component: callers bind theirs with
- * `.child({ component })` (pino repeats a key bound twice, so the root
- * must not bind one that a child overrides, as `ix start`'s do).
+ * `.child({ component })`, "api", "worker" or "cli" (pino repeats a key
+ * bound twice, so the root must not bind one that a child overrides, as
+ * `ix start`'s do).
  */
 export function createLogger({ level, format, serializers, output = process.stdout }: CreateLoggerOptions): Logger {
   const pretty = resolveLogFormat(format, output) === "pretty";
