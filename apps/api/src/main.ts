@@ -1,8 +1,8 @@
 import { requirePostgresUrl } from "@ix/contracts";
-import { shutdownOnSignals } from "@ix/process";
-import { connect, logSerializers, migrationStatus, type Database } from "@ix/store";
+import { createLogger, shutdownOnSignals } from "@ix/process";
+import { connect, logSerializers, migrationStatus, unreachableDatabase, type Database } from "@ix/store";
 import { redactUrl } from "@ix/store/provision";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { buildApp, type ApiApp } from "./app";
 import { assertSafeBind, type ApiConfig } from "./config";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, type ApiEnv } from "./env";
@@ -41,7 +41,8 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
   const config = apiConfigFromEnv(env);
   const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run ix api");
   assertSafeBind(config);
-  const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL, serializers: logSerializers });
+  const logger =
+    options.logger ?? createLogger({ level: env.IX_LOG_LEVEL, format: env.IX_LOG_FORMAT, serializers: logSerializers }).child({ component: "api" });
 
   const db = connect(url, {
     ...apiPoolOptionsFromEnv(env),
@@ -55,7 +56,11 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     }
   } catch (error) {
     // Serving anyway: /readyz reports it, and requests answer 503 until the database is back.
-    logger.error({ err: error, database: redactUrl(url) }, "database not reachable at start-up");
+    const unreachable = unreachableDatabase(error);
+    logger.error(
+      { err: error, database: redactUrl(url) },
+      unreachable ? `${unreachable.message} at start-up; serving anyway` : "checking the database schema at start-up failed",
+    );
   }
 
   let started: StartedApi;
@@ -65,7 +70,6 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     await db.close();
     throw new Error(`ix api could not listen on ${config.host}:${config.port}`, { cause: error });
   }
-  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -87,5 +91,7 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
       process.exitCode = 1;
     });
   }, { log: logger });
+  // Only once a signal is handled: whoever waits for this line may stop the API right after it.
+  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
   return { ...started, close };
 }

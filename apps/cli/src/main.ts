@@ -1,5 +1,6 @@
 import { IxError, IxNetworkError, IxWaitTimeoutError } from "@ix/client";
 import { ConfigError, JOB_STATUSES, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
+import { unreachableDatabase } from "@ix/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
 import { enterCallerDirectory } from "./caller-directory";
@@ -12,6 +13,7 @@ import { type SubmitOptions, submit } from "./commands/submit";
 import { parseCliEnv } from "./env";
 import { EXIT } from "./exit-codes";
 import type { WaitFlags } from "./follow";
+import { withRunningInstance } from "./instance";
 import { UsageError } from "./usage-error";
 import { cliVersion } from "./version";
 
@@ -40,6 +42,9 @@ function contractValue<T>(schema: z.ZodType<T>, convert: (value: string) => unkn
 const env = process.env;
 const cliEnv = () => parseCliEnv(env);
 enterCallerDirectory(env);
+// Without the variable, commands reach the `ix start` running here through its record (instance.ts).
+const apiClientEnv = () => parseCliEnv(withRunningInstance(env, "IX_API_URL"));
+const databaseEnv = () => parseCliEnv(withRunningInstance(env, "IX_POSTGRES_URL"));
 
 const program = new Command("ix")
   .description("ix: extraction jobs over REST, run by workers, stored in PostgreSQL, answered by signed callbacks")
@@ -109,17 +114,17 @@ program
 
 program
   .command("migrate")
-  .description("apply, revert or show database migrations (needs IX_POSTGRES_URL)")
+  .description("apply, revert or show database migrations (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .addArgument(new Command().createArgument("<direction>", "up, down or status").choices(["up", "down", "status"]))
   .option("--steps <n>", "with down: how many migrations to revert", positiveInt, 1)
-  .action(async (direction: string, options: { steps: number }) => migrate(cliEnv(), direction, options));
+  .action(async (direction: string, options: { steps: number }) => migrate(databaseEnv(), direction, options));
 
 program
   .command("prune")
-  .description("delete terminal jobs finished longer ago than a duration (needs IX_POSTGRES_URL)")
+  .description("delete terminal jobs finished longer ago than a duration (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .requiredOption("--older-than <duration>", "retention, e.g. 7d, 12h, 30m")
   .option("--batch-size <n>", "rows deleted per statement", positiveInt, 1000)
-  .action(async (options: { olderThan: string; batchSize: number }) => prune(cliEnv(), options));
+  .action(async (options: { olderThan: string; batchSize: number }) => prune(databaseEnv(), options));
 
 withWaitFlags(program.command("submit"), "follow the job until it is done, error or cancelled, then print it")
   .description("submit a RequestIX read from a file (or stdin) and print the job; with --batch, many from a JSON Lines file")
@@ -140,13 +145,13 @@ withWaitFlags(program.command("submit"), "follow the job until it is done, error
       "order; exit 0 when every status is 201 or 200, 1 when any is not (400, 403, 409, 413, 422) or a request\n" +
       "failed (lines from there on were not sent; sending the file again is safe).",
   )
-  .action(async (file: string | undefined, options: SubmitOptions & WaitFlags) => submit(cliEnv(), file, options));
+  .action(async (file: string | undefined, options: SubmitOptions & WaitFlags) => submit(apiClientEnv(), file, options));
 
 withWaitFlags(program.command("get"), "follow the job until it is done, error or cancelled")
   .description("print a job; with --wait, follow it until it is done, error or cancelled")
   .argument("<job_id>", "the job's id")
   .addHelpText("after", "\nExit 0 (done, or not ended yet without --wait), 3 when the job ended error or cancelled, 4 when --wait timed out.")
-  .action(async (jobId: string, options: WaitFlags & { wait: boolean }) => get(cliEnv(), jobId, options));
+  .action(async (jobId: string, options: WaitFlags & { wait: boolean }) => get(apiClientEnv(), jobId, options));
 
 program
   .command("jobs")
@@ -156,7 +161,7 @@ program
   .option("--limit <n>", "print at most this many (pages of up to 200 are read until then)", positiveInt, 50)
   .addOption(new Option("--format <format>", "json: one job per line; table: a column each (default: table on a terminal, else json)").choices(["json", "table"]))
   .addHelpText("after", "\nA count goes to stderr, saying when there are more than --limit.")
-  .action(async (options: JobsOptions) => listJobs(cliEnv(), options));
+  .action(async (options: JobsOptions) => listJobs(apiClientEnv(), options));
 
 program
   .command("cancel")
@@ -167,18 +172,19 @@ program
     "\nExit 0 when the job was cancelled (it was pending) or the cancel was requested (it is running: follow it\n" +
       "with ix get <job_id> --wait, which exits 3 once it is cancelled); exit 1 when it had already ended or is unknown.",
   )
-  .action(async (jobId: string) => cancel(cliEnv(), jobId));
+  .action(async (jobId: string) => cancel(apiClientEnv(), jobId));
 
 program
   .command("retry")
   .description("retry a job that ended error or cancelled: pending again, same job_id, one more run; prints the job")
   .argument("<job_id>", "the job's id")
   .addHelpText("after", "\nExit 0 when the job is pending again; exit 1 for any other status (the API's 409) or an unknown job.")
-  .action(async (jobId: string) => retry(cliEnv(), jobId));
+  .action(async (jobId: string) => retry(apiClientEnv(), jobId));
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  const unreachable = unreachableDatabase(error);
   if (error instanceof CommanderError) {
     // Help and version are successes; every other commander error is a usage error.
     const success = error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version";
@@ -194,6 +200,12 @@ try {
     process.exitCode = EXIT.failure;
   } else if (error instanceof IxError) {
     console.error(`ix: ${error.message}`);
+    process.exitCode = EXIT.failure;
+  } else if (unreachable) {
+    // Not the statement that needed the connection: where the server was expected, and why it did not answer.
+    // A refused "localhost" (both ::1 and 127.0.0.1) is an AggregateError without a message: its code says it.
+    const reason = (unreachable.cause instanceof Error && unreachable.cause.message) || unreachable.code;
+    console.error(`ix: ${unreachable.message}${reason ? ` (${reason})` : ""}`);
     process.exitCode = EXIT.failure;
   } else {
     console.error(`ix: ${error instanceof Error ? error.message : String(error)}`);

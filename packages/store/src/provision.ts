@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import pg from "pg";
+import { DatabaseUnreachableError, databaseAddress } from "./errors";
 
 /**
  * Finds a PostgreSQL server for `ix start` and the test tools: an explicit URL
@@ -45,14 +46,14 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Fails with a message naming the server when it does not answer `select 1`. */
+/** Fails with a message naming the server (host:port, no credentials) when it does not answer `select 1`. */
 export async function assertReachable(url: string, timeoutMillis = 5_000): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMillis });
   try {
     await client.connect();
     await client.query("select 1");
   } catch (error) {
-    throw new Error(`PostgreSQL at ${redactUrl(url)} is not reachable`, { cause: error });
+    throw new DatabaseUnreachableError(databaseAddress(client.host, client.port), error);
   } finally {
     await client.end().catch(() => undefined);
   }
