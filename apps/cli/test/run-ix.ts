@@ -86,7 +86,7 @@ export function exited(child: ChildProcess): Promise<number | null> {
  * which hangs up the session (SIGHUP), as closing a terminal window does.
  */
 export function spawnIxInTerminal(args: string[], env: Record<string, string> = {}): { terminal: ChildProcess; output(): string } {
-  const command = [process.execPath, "--import", TSX, MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+  const command = [process.execPath, "--conditions=source", "--import", TSX, MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
   const terminal = spawn("script", ["--quiet", "--flush", "--return", "--command", `exec ${command}`, "/dev/null"], {
     env: { ...childEnv(env), SHELL: "/bin/sh" },
     // stdin stays open: script ends the session when its input ends.
