@@ -1,4 +1,5 @@
 import { ClientId, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { LOG_FORMATS } from "@ix/process";
 import { parseAllowedHosts } from "@ix/contracts/callback-target";
 import { z } from "zod";
 import type { ApiConfig, ApiKey } from "./config.ts";
@@ -72,6 +73,8 @@ export const ApiEnv = z.object({
   // Sent as Retry-After with every 503.
   IX_API_RETRY_AFTER_SECONDS: envDefault(envVar.int(1, 3_600), 2),
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+  // JSON lines, or readable lines (pretty); unset: pretty when stdout is a terminal.
+  IX_LOG_FORMAT: optionalEnv(z.enum(LOG_FORMATS)),
   // Longest wait for a request's headers; a slow-header client is answered 408 and
   // disconnected. Never longer than IX_API_REQUEST_TIMEOUT_MS.
   IX_API_HEADERS_TIMEOUT_MS: envDefault(envVar.int(100, 600_000), 10_000),

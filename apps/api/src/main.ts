@@ -1,7 +1,7 @@
 import { requirePostgresUrl } from "@ix/contracts";
-import { shutdownOnSignals } from "@ix/process";
-import { connect, logSerializers, migrationStatus, redactUrl, type Database } from "@ix/store";
-import { pino, type Logger } from "pino";
+import { createLogger, shutdownOnSignals } from "@ix/process";
+import { connect, logSerializers, migrationStatus, redactUrl, unreachableDatabase, type Database } from "@ix/store";
+import type { Logger } from "pino";
 import { buildApp, type ApiApp } from "./app.ts";
 import { assertSafeBind, type ApiConfig } from "./config.ts";
 import { apiConfigFromEnv, apiPoolOptionsFromEnv, loadApiEnv, type ApiEnv } from "./env.ts";
@@ -40,7 +40,8 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
   const config = apiConfigFromEnv(env);
   const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run ix api");
   assertSafeBind(config);
-  const logger = options.logger ?? pino({ name: "ix-api", level: env.IX_LOG_LEVEL, serializers: logSerializers });
+  const logger =
+    options.logger ?? createLogger({ level: env.IX_LOG_LEVEL, format: env.IX_LOG_FORMAT, serializers: logSerializers }).child({ component: "api" });
 
   const db = connect(url, {
     ...apiPoolOptionsFromEnv(env),
@@ -54,7 +55,11 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     }
   } catch (error) {
     // Serving anyway: /readyz reports it, and requests answer 503 until the database is back.
-    logger.error({ err: error, database: redactUrl(url) }, "database not reachable at start-up");
+    const unreachable = unreachableDatabase(error);
+    logger.error(
+      { err: error, database: redactUrl(url) },
+      unreachable ? `${unreachable.message} at start-up; serving anyway` : "checking the database schema at start-up failed",
+    );
   }
 
   let started: StartedApi;
@@ -64,7 +69,6 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     await db.close();
     throw new Error(`ix api could not listen on ${config.host}:${config.port}`, { cause: error });
   }
-  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -86,5 +90,7 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
       process.exitCode = 1;
     });
   }, { log: logger });
+  // Only once a signal is handled: whoever waits for this line may stop the API right after it.
+  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
   return { ...started, close };
 }

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from "node:http";
 import { fieldErrors, type FieldError, type Problem } from "@ix/contracts";
-import { InvalidCursorError, isTransientDbError } from "@ix/store";
+import { InvalidCursorError, isTransientDbError, unreachableDatabase } from "@ix/store";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher.ts";
@@ -104,7 +104,7 @@ export function problemForError(
   }
   // A submission racing the shutdown: another instance (or this one restarted) can take it.
   if (isTransientDbError(error) || error instanceof SubmissionsClosedError || error instanceof SubmissionQueueTimeoutError) {
-    request.log.warn({ err: error }, "database unavailable; answering 503");
+    request.log.warn({ err: error }, `${unreachableDatabase(error)?.message ?? "database unavailable"}; answering 503`);
     return {
       problem: problem("unavailable", `the job store is unavailable or busy; retry after ${retryAfterSeconds} s`),
       headers: { "retry-after": String(retryAfterSeconds) },

@@ -8,3 +8,12 @@ export function parseDuration(text: string): number {
   if (seconds <= 0) throw new Error(`"${text}" must be longer than zero`);
   return seconds;
 }
+
+/** Parses a wait like `500ms`, `2s` or `10m` (the units of parseDuration, plus ms) into milliseconds. */
+export function parseMilliseconds(text: string): number {
+  const ms = /^(\d+)\s*ms$/.exec(text.trim());
+  if (!ms) return parseDuration(text) * 1000;
+  const value = Number(ms[1]);
+  if (value <= 0) throw new Error(`"${text}" must be longer than zero`);
+  return value;
+}

@@ -1,19 +1,27 @@
 #!/usr/bin/env node
-import { ConfigError, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
+import { IxError, IxNetworkError, IxWaitTimeoutError } from "@ix/client";
+import { ConfigError, JOB_STATUSES, Priority, RunAt, SubmittedMaxAttempts } from "@ix/contracts";
+import { unreachableDatabase } from "@ix/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
-import { ApiError } from "./api-client.ts";
+import { enterCallerDirectory } from "./caller-directory.ts";
 import { cancel, retry } from "./commands/control.ts";
 import { get } from "./commands/get.ts";
+import { type JobsOptions, listJobs } from "./commands/jobs.ts";
 import { migrate } from "./commands/migrate.ts";
 import { prune } from "./commands/prune.ts";
 import { type SubmitOptions, submit } from "./commands/submit.ts";
 import { parseCliEnv } from "./env.ts";
+import { EXIT } from "./exit-codes.ts";
+import type { WaitFlags } from "./follow.ts";
+import { withRunningInstance } from "./instance.ts";
 import { UsageError } from "./usage-error.ts";
+import { cliVersion } from "./version.ts";
 
 /**
- * The `ix` command. Exit codes: 0 success, 1 failure, 2 usage error (bad
- * arguments or a bad IX_ variable); messages name the problem.
+ * The `ix` command. Exit codes (exit-codes.ts, the README's table): 0
+ * success, 1 failure, 2 usage error (bad arguments or a bad IX_ variable),
+ * 3 the job ended error or cancelled, 4 --wait timed out; messages name the problem.
  */
 
 function positiveInt(value: string): number {
@@ -34,11 +42,29 @@ function contractValue<T>(schema: z.ZodType<T>, convert: (value: string) => unkn
 // process.env is read here and handed down: each command parses what it needs once.
 const env = process.env;
 const cliEnv = () => parseCliEnv(env);
+enterCallerDirectory(env);
+// Without the variable, commands reach the `ix start` running here through its record (instance.ts).
+const apiClientEnv = () => parseCliEnv(withRunningInstance(env, "IX_API_URL"));
+const databaseEnv = () => parseCliEnv(withRunningInstance(env, "IX_POSTGRES_URL"));
 
 const program = new Command("ix")
   .description("ix: extraction jobs over REST, run by workers, stored in PostgreSQL, answered by signed callbacks")
+  .version(cliVersion(), "-V, --version", "print the version of ix")
   .showHelpAfterError("(run with --help for usage)")
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 success (a job: done); 1 failure (the API refused, or could not be reached); 2 bad arguments\n" +
+      "or IX_ variables; 3 the job ended error or cancelled; 4 --wait gave up (--timeout) before the job ended.",
+  )
   .exitOverride();
+
+/** --wait's companions on `ix get` and `ix submit`. */
+function withWaitFlags(command: Command, what: string): Command {
+  return command
+    .option("--wait", `${what} (exit 3 if it ends error or cancelled, 4 if --timeout runs out first)`, false)
+    .addOption(new Option("--timeout <duration>", "with --wait: give up after this long, e.g. 90s, 10m").default("10m"))
+    .addOption(new Option("--interval <duration>", "with --wait: how often to ask, e.g. 500ms, 2s").default("500ms"));
+}
 
 program
   .command("start")
@@ -89,20 +115,19 @@ program
 
 program
   .command("migrate")
-  .description("apply, revert or show database migrations (needs IX_POSTGRES_URL)")
+  .description("apply, revert or show database migrations (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .addArgument(new Command().createArgument("<direction>", "up, down or status").choices(["up", "down", "status"]))
   .option("--steps <n>", "with down: how many migrations to revert", positiveInt, 1)
-  .action(async (direction: string, options: { steps: number }) => migrate(cliEnv(), direction, options));
+  .action(async (direction: string, options: { steps: number }) => migrate(databaseEnv(), direction, options));
 
 program
   .command("prune")
-  .description("delete terminal jobs finished longer ago than a duration (needs IX_POSTGRES_URL)")
+  .description("delete terminal jobs finished longer ago than a duration (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
   .requiredOption("--older-than <duration>", "retention, e.g. 7d, 12h, 30m")
   .option("--batch-size <n>", "rows deleted per statement", positiveInt, 1000)
-  .action(async (options: { olderThan: string; batchSize: number }) => prune(cliEnv(), options));
+  .action(async (options: { olderThan: string; batchSize: number }) => prune(databaseEnv(), options));
 
-program
-  .command("submit")
+withWaitFlags(program.command("submit"), "follow the job until it is done, error or cancelled, then print it")
   .description("submit a RequestIX read from a file (or stdin) and print the job; with --batch, many from a JSON Lines file")
   .argument("[file]", "JSON file with the request (with --batch: JSON Lines, one per line); - or nothing reads stdin")
   .option("--callback-url <url>", "where ix POSTs the finished job")
@@ -114,22 +139,30 @@ program
     "after",
     "\nThe flags set those fields of the request (of every line, with --batch), over the request's own.\n" +
       "Without --batch: prints the job; exit 0 when it was created (201) or already submitted (200), 1 for any\n" +
-      "refusal (e.g. 409, or 422 naming the use_cases workers serve).\n" +
+      "refusal (e.g. 409, or 422 naming the use_cases workers serve). With --wait: prints the job once it ended,\n" +
+      "exit 0 done, 3 error or cancelled, 4 still running at --timeout (the last state seen is printed).\n" +
       "With --batch: blank lines are skipped; a line that is not JSON is a usage error (exit 2) naming it, before\n" +
       "anything is sent. Prints one JSON line per submission, {\"line\": n, \"status\": …, \"job\" or \"problem\": …}, in\n" +
       "order; exit 0 when every status is 201 or 200, 1 when any is not (400, 403, 409, 413, 422) or a request\n" +
       "failed (lines from there on were not sent; sending the file again is safe).",
   )
-  .action(async (file: string | undefined, options: SubmitOptions) => submit(cliEnv(), file, options));
+  .action(async (file: string | undefined, options: SubmitOptions & WaitFlags) => submit(apiClientEnv(), file, options));
 
-program
-  .command("get")
+withWaitFlags(program.command("get"), "follow the job until it is done, error or cancelled")
   .description("print a job; with --wait, follow it until it is done, error or cancelled")
   .argument("<job_id>", "the job's id")
-  .option("--wait", "follow the job to a terminal state (exit 1 if it ends error or cancelled)", false)
-  .addOption(new Option("--timeout <duration>", "with --wait: give up after this long").default("10m"))
-  .addOption(new Option("--interval <duration>", "with --wait: how often to ask, e.g. 500ms, 2s").default("500ms"))
-  .action(async (jobId: string, options: { wait: boolean; timeout: string; interval: string }) => get(cliEnv(), jobId, options));
+  .addHelpText("after", "\nExit 0 (done, or not ended yet without --wait), 3 when the job ended error or cancelled, 4 when --wait timed out.")
+  .action(async (jobId: string, options: WaitFlags & { wait: boolean }) => get(apiClientEnv(), jobId, options));
+
+program
+  .command("jobs")
+  .description("list a client's jobs, newest first")
+  .option("--client <id>", "whose jobs (required without IX_API_KEY; with a key, the key's client)")
+  .addOption(new Option("--status <status>", "only jobs in this status").choices(JOB_STATUSES))
+  .option("--limit <n>", "print at most this many (pages of up to 200 are read until then)", positiveInt, 50)
+  .addOption(new Option("--format <format>", "json: one job per line; table: a column each (default: table on a terminal, else json)").choices(["json", "table"]))
+  .addHelpText("after", "\nA count goes to stderr, saying when there are more than --limit.")
+  .action(async (options: JobsOptions) => listJobs(apiClientEnv(), options));
 
 program
   .command("cancel")
@@ -138,32 +171,46 @@ program
   .addHelpText(
     "after",
     "\nExit 0 when the job was cancelled (it was pending) or the cancel was requested (it is running: follow it\n" +
-      "with ix get <job_id> --wait, which exits 1 once it is cancelled); exit 1 when it had already ended or is unknown.",
+      "with ix get <job_id> --wait, which exits 3 once it is cancelled); exit 1 when it had already ended or is unknown.",
   )
-  .action(async (jobId: string) => cancel(cliEnv(), jobId));
+  .action(async (jobId: string) => cancel(apiClientEnv(), jobId));
 
 program
   .command("retry")
   .description("retry a job that ended error or cancelled: pending again, same job_id, one more run; prints the job")
   .argument("<job_id>", "the job's id")
   .addHelpText("after", "\nExit 0 when the job is pending again; exit 1 for any other status (the API's 409) or an unknown job.")
-  .action(async (jobId: string) => retry(cliEnv(), jobId));
+  .action(async (jobId: string) => retry(apiClientEnv(), jobId));
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  const unreachable = unreachableDatabase(error);
   if (error instanceof CommanderError) {
     // Help and version are successes; every other commander error is a usage error.
-    process.exitCode = error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version" ? 0 : 2;
+    const success = error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version";
+    process.exitCode = success ? EXIT.ok : EXIT.usage;
   } else if (error instanceof UsageError || error instanceof ConfigError) {
     console.error(`ix: ${error.message}`);
-    process.exitCode = 2;
-  } else if (error instanceof ApiError) {
+    process.exitCode = EXIT.usage;
+  } else if (error instanceof IxWaitTimeoutError) {
+    console.error(`ix: ${error.message}; it may still end: ix get ${error.jobId} --wait`);
+    process.exitCode = EXIT.waitTimeout;
+  } else if (error instanceof IxNetworkError) {
+    console.error(`ix: ${error.message} (is it running? IX_API_URL says where)`);
+    process.exitCode = EXIT.failure;
+  } else if (error instanceof IxError) {
     console.error(`ix: ${error.message}`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failure;
+  } else if (unreachable) {
+    // Not the statement that needed the connection: where the server was expected, and why it did not answer.
+    // A refused "localhost" (both ::1 and 127.0.0.1) is an AggregateError without a message: its code says it.
+    const reason = (unreachable.cause instanceof Error && unreachable.cause.message) || unreachable.code;
+    console.error(`ix: ${unreachable.message}${reason ? ` (${reason})` : ""}`);
+    process.exitCode = EXIT.failure;
   } else {
     console.error(`ix: ${error instanceof Error ? error.message : String(error)}`);
     if (error instanceof Error && error.cause) console.error(`  cause: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failure;
   }
 }

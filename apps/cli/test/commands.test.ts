@@ -1,4 +1,4 @@
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,10 +9,19 @@ import { runIx } from "./run-ix.ts";
 
 describe("usage", () => {
   it("every command has --help, exiting 0", async () => {
-    for (const command of ["", "start", "api", "worker", "migrate", "prune", "submit", "get", "cancel", "retry"]) {
+    for (const command of ["", "start", "api", "worker", "migrate", "prune", "submit", "get", "jobs", "cancel", "retry"]) {
       const result = await runIx(command ? [command, "--help"] : ["--help"]);
       expect(result.code, command).toBe(0);
       expect(result.stdout).toContain("Usage: ix");
+    }
+  });
+
+  it("--version prints the version of the ix package, exiting 0", async () => {
+    const { version } = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) {
+      const result = await runIx([flag]);
+      expect(result.code, flag).toBe(0);
+      expect(result.stdout).toBe(`${version}\n`);
     }
   });
 

@@ -1,19 +1,11 @@
-import type { AddressInfo } from "node:net";
 import type { Job } from "@ix/contracts";
-import { apiConfig, buildApp } from "@ix/api";
 import { jobs } from "@ix/store";
 import { insertJob, test, waitFor } from "@ix/testing";
 import { describe, expect } from "vitest";
+import { listeningApi } from "./api.ts";
 import { runIx, spawnIx } from "./run-ix.ts";
 
 // `ix cancel`, `ix retry` and `ix get --wait` on a cancelled job, as real processes against a real API.
-
-async function listeningApi(db: Parameters<typeof buildApp>[0]["db"]) {
-  const app = await buildApp({ db, config: apiConfig() });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = app.server.address() as AddressInfo;
-  return { app, env: { IX_API_URL: `http://127.0.0.1:${port}` } };
-}
 
 describe("ix cancel / ix retry", () => {
   test("cancel: a pending job at once, a running one requested, an ended one refused (exit 1)", async ({ database: { db } }) => {
@@ -56,7 +48,7 @@ describe("ix cancel / ix retry", () => {
     }
   });
 
-  test("get --wait follows a running job until it is cancelled, then exits 1 like an error", async ({ database: { db } }) => {
+  test("get --wait follows a running job until it is cancelled, then exits 3 like an error", async ({ database: { db } }) => {
     const { app, env } = await listeningApi(db);
     try {
       const running = await insertJob(db, { status: "running" });
@@ -81,7 +73,7 @@ describe("ix cancel / ix retry", () => {
       expect(await jobs.completeRuns(db, [{ jobId: running.job_id, attempts: 0, response, outcome: { kind: "cancelled" } }])).toEqual([
         { jobId: running.job_id, status: "cancelled" },
       ]);
-      expect(await exit).toBe(1);
+      expect(await exit).toBe(3);
       expect((JSON.parse(stdout) as Job).status).toBe("cancelled");
       expect(stderr).toContain(`${running.job_id} cancelled`);
     } finally {

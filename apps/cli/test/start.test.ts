@@ -48,7 +48,7 @@ describe("ix start", () => {
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     const hookPort = (receiver.address() as { port: number }).port;
     const port = await freePort();
-    const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "warn" });
+    const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "warn", IX_STATE_DIR: dir });
     try {
       // The worker has registered what it serves by the time the API first answers (the API routes submissions by it).
       await waitFor("the API to answer", () => fetch(`http://127.0.0.1:${port}/healthz`).then((res) => res.ok), { intervalMs: 5 });
@@ -108,7 +108,8 @@ describe("ix start", () => {
   test("with IX_API_KEYS the banner never prints a key: its curl example reads $IX_API_KEY, which works", async ({ database: { url } }) => {
     const key = "start-banner-key-7c1e9a4f2b6d8e0a";
     const port = await freePort();
-    const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "info", IX_API_KEYS: `alice:${key}` });
+    const dir = await mkdtemp(join(tmpdir(), "ix-keys-"));
+    const ix = spawnIx(["start"], { IX_POSTGRES_URL: url, IX_API_PORT: String(port), IX_LOG_LEVEL: "info", IX_API_KEYS: `alice:${key}`, IX_STATE_DIR: dir });
     let output = "";
     ix.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
     ix.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -118,18 +119,14 @@ describe("ix start", () => {
       expect(banner).toContain('"ix_client_id":"alice"');
       expect(banner).toContain('set IX_API_KEY to a key of client "alice"');
       // What the banner tells the user to do works.
-      const dir = await mkdtemp(join(tmpdir(), "ix-keys-"));
-      try {
-        const file = join(dir, "req.json");
-        await writeFile(file, JSON.stringify({ use_case: "extract_fields", ix_client_id: "alice", request_id: "k-1", context: { texts: ["x"] } }));
-        const submitted = await runIx(["submit", file], { IX_API_URL: `http://127.0.0.1:${port}`, IX_API_KEY: key });
-        expect(submitted.code, submitted.stderr).toBe(0);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      const file = join(dir, "req.json");
+      await writeFile(file, JSON.stringify({ use_case: "extract_fields", ix_client_id: "alice", request_id: "k-1", context: { texts: ["x"] } }));
+      const submitted = await runIx(["submit", file], { IX_API_URL: `http://127.0.0.1:${port}`, IX_API_KEY: key });
+      expect(submitted.code, submitted.stderr).toBe(0);
     } finally {
       ix.kill("SIGINT");
       expect(await exited(ix)).toBe(0);
+      await rm(dir, { recursive: true, force: true });
     }
     // Nothing ix start printed, banner or logs, carries the key.
     expect(output).not.toContain(key);
@@ -141,7 +138,7 @@ describe("ix start", () => {
     await chmod(dir, 0o755);
     const dataDir = join(dir, "pg");
     const port = await freePort();
-    const env = { IX_DATA_DIR: dataDir, IX_API_PORT: String(port), IX_LOG_LEVEL: "warn" };
+    const env = { IX_DATA_DIR: dataDir, IX_API_PORT: String(port), IX_LOG_LEVEL: "warn", IX_STATE_DIR: dir };
     const api = { IX_API_URL: `http://127.0.0.1:${port}` };
     try {
       const first = spawnIx(["start"], env);

@@ -1,25 +1,14 @@
-import { randomUUID } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { apiConfig, buildApp } from "@ix/api";
 import { Job } from "@ix/contracts";
-import { type Database, jobs, sql, workers } from "@ix/store";
+import { type Database, jobs, sql } from "@ix/store";
 import { sampleRequest, test } from "@ix/testing";
 import { describe, expect } from "vitest";
+import { listeningApi } from "./api.ts";
 import { runIx } from "./run-ix.ts";
 
 // `ix submit`, its scheduling flags and --batch, as real processes against a real API and database.
-
-/** An API on a free port, with a worker registered for extract_fields as in a running ix. */
-async function listeningApi(db: Database) {
-  await workers.registerWorker(db, { id: randomUUID(), host: "test-host", pid: process.pid, useCases: ["extract_fields"], concurrency: 1 });
-  const app = await buildApp({ db, config: apiConfig() });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = app.server.address() as AddressInfo;
-  return { app, env: { IX_API_URL: `http://127.0.0.1:${port}` } };
-}
 
 async function writeTemp(name: string, content: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), "ix-submit-")), name);

@@ -1,4 +1,4 @@
-import { isTransientDbError } from "@ix/store";
+import { isTransientDbError, unreachableDatabase } from "@ix/store";
 import type { Logger } from "pino";
 import { pause } from "./pause.ts";
 
@@ -42,8 +42,12 @@ export async function retryWhileDbAway<T>(
   }
 }
 
-/** Logs a failed database step: a warning while the database is away (it will be retried), an error otherwise. */
+/**
+ * Logs a failed database step: a warning while the database is away (it will be retried), an error otherwise.
+ * A server that cannot be reached is named (host:port) rather than the statement that needed it.
+ */
 export function logDbError(log: Logger, error: unknown, what: string, retryInMs?: number): void {
-  if (isTransientDbError(error)) log.warn({ err: error, retryInMs }, `${what}: database unavailable`);
-  else log.error({ err: error, retryInMs }, `${what} failed`);
+  const why = unreachableDatabase(error)?.message;
+  if (isTransientDbError(error)) log.warn({ err: error, retryInMs }, `${what}: ${why ?? "database unavailable"}`);
+  else log.error({ err: error, retryInMs }, `${what} failed${why ? `: ${why}` : ""}`);
 }

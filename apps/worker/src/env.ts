@@ -1,4 +1,5 @@
 import { envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
+import { LOG_FORMATS } from "@ix/process";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy.ts";
 import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config.ts";
@@ -113,6 +114,8 @@ export const WorkerEnv = z.object({
   IX_SHUTDOWN_GRACE_SECONDS: envDefault(envVar.seconds(), D.shutdownGraceSeconds),
   /** pino level. */
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+  /** JSON lines, or readable lines (pretty); unset: pretty when stdout is a terminal. */
+  IX_LOG_FORMAT: optionalEnv(z.enum(LOG_FORMATS)),
   /** Callback deliveries in flight at once to one host, per worker: a hanging receiver holds at most this many slots. */
   IX_CALLBACK_HOST_CONCURRENCY: envDefault(envVar.int(1, 1024), D.callback.hostConcurrency),
   /** Failing deliveries in a row (no answer, 5xx, 429) after which a host is paused. */

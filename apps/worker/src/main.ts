@@ -1,7 +1,7 @@
 import { requirePostgresUrl } from "@ix/contracts";
-import { shutdownOnSignals } from "@ix/process";
+import { createLogger, shutdownOnSignals } from "@ix/process";
 import { connect, logSerializers } from "@ix/store";
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import { workerPoolOptions } from "./config.ts";
 import { type WorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env.ts";
 import type { AnyPipeline } from "./pipeline.ts";
@@ -25,7 +25,8 @@ export interface WorkerMainOptions {
  */
 export async function runWorkerMain(options: WorkerMainOptions = {}): Promise<void> {
   const env = options.env ?? readWorkerEnv();
-  const log = options.logger ?? pino({ level: env.IX_LOG_LEVEL, name: "ix-worker", serializers: logSerializers });
+  const log =
+    options.logger ?? createLogger({ level: env.IX_LOG_LEVEL, format: env.IX_LOG_FORMAT, serializers: logSerializers }).child({ component: "worker" });
   const url = requirePostgresUrl(env.IX_POSTGRES_URL, "run a worker");
   const config = workerConfigFromEnv(env);
   const pipelines = [...builtinPipelines(), ...(options.pipelines ?? []), ...(await loadPipelineModules(env.IX_PIPELINE_MODULES))];

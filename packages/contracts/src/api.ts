@@ -31,6 +31,8 @@ export const SubmitJobBody = RequestIX.extend({
   max_attempts: SubmittedMaxAttempts.optional(),
 });
 export type SubmitJobBody = z.infer<typeof SubmitJobBody>;
+/** What a caller may send as that body: `options` may be left out (it defaults to `{}`). */
+export type SubmitJobInput = z.input<typeof SubmitJobBody>;
 
 export const JobList = z.strictObject({
   items: z.array(Job),

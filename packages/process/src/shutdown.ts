@@ -19,11 +19,12 @@ export interface ShutdownOnSignals {
   dispose(): void;
 }
 
-const SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+/** SIGHUP too: a closed terminal must stop ix as cleanly as Ctrl-C does, not kill it and orphan what it started. */
+const SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"];
 
 /**
  * The one shutdown rule of every ix process (`ix api`, `ix worker`, `ix start`):
- * the first SIGTERM or SIGINT calls `stop`, which finishes in-flight work; a
+ * the first SIGTERM, SIGINT or SIGHUP calls `stop`, which finishes in-flight work; a
  * second aborts the `force` signal `stop` was given, telling it to stop
  * waiting. The handlers are then removed, so a third signal gets Node's
  * default and ends the process at once.

@@ -24,6 +24,7 @@ describe("shutdownOnSignals", () => {
     );
     expect(source.listenerCount("SIGTERM")).toBe(1);
     expect(source.listenerCount("SIGINT")).toBe(1);
+    expect(source.listenerCount("SIGHUP")).toBe(1);
 
     send("SIGTERM");
     expect(calls).toHaveLength(1);
@@ -34,11 +35,21 @@ describe("shutdownOnSignals", () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]?.force.aborted).toBe(true);
     // Handlers gone: a third signal would get Node's default and end the process.
-    expect(source.listenerCount("SIGTERM") + source.listenerCount("SIGINT")).toBe(0);
+    expect(source.listenerCount("SIGTERM") + source.listenerCount("SIGINT") + source.listenerCount("SIGHUP")).toBe(0);
     expect(lines).toEqual(["shutdown requested", "second signal: no longer waiting for in-flight work"]);
 
     finish();
     await expect(shutdown.done).resolves.toBeUndefined();
+  });
+
+  it("a closed terminal's SIGHUP stops like SIGTERM", async () => {
+    const { source, lines, log, send } = harness();
+    const stopped: NodeJS.Signals[] = [];
+    const shutdown = shutdownOnSignals(async (signal) => void stopped.push(signal), { log, source });
+    send("SIGHUP");
+    await shutdown.done;
+    expect(stopped).toEqual(["SIGHUP"]);
+    expect(lines).toEqual(["shutdown requested"]);
   });
 
   it("done rejects as stop does; dispose removes the handlers", async () => {
@@ -50,6 +61,6 @@ describe("shutdownOnSignals", () => {
     await expect(shutdown.done).rejects.toThrow("pool would not close");
     shutdown.dispose();
     shutdown.dispose();
-    expect(source.listenerCount("SIGTERM") + source.listenerCount("SIGINT")).toBe(0);
+    expect(source.listenerCount("SIGTERM") + source.listenerCount("SIGINT") + source.listenerCount("SIGHUP")).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
-import { pg, redactUrl } from "@ix/store";
+import { DatabaseUnreachableError, databaseAddress, pg, redactUrl } from "@ix/store";
 
 /**
  * Finds a PostgreSQL server for `ix start` and the test tools: an explicit URL
@@ -39,14 +39,14 @@ export interface ProvisionOptions {
   log?: (message: string) => void;
 }
 
-/** Fails with a message naming the server when it does not answer `select 1`. */
+/** Fails with a message naming the server (host:port, no credentials) when it does not answer `select 1`. */
 export async function assertReachable(url: string, timeoutMillis = 5_000): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMillis });
   try {
     await client.connect();
     await client.query("select 1");
   } catch (error) {
-    throw new Error(`PostgreSQL at ${redactUrl(url)} is not reachable`, { cause: error });
+    throw new DatabaseUnreachableError(databaseAddress(client.host, client.port), error);
   } finally {
     await client.end().catch(() => undefined);
   }

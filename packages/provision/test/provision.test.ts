@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { connect, migrateUp, migrationStatus } from "@ix/store";
-import { freePort, provisionPostgres, redactUrl } from "../src/provision.ts";
+import { connect, DatabaseUnreachableError, migrateUp, migrationStatus } from "@ix/store";
+import { assertReachable, freePort, provisionPostgres, redactUrl } from "../src/provision.ts";
 
 describe("provisionPostgres", () => {
   it("an explicit URL wins, and an unreachable one fails naming the server without its password", async () => {
@@ -15,6 +15,13 @@ describe("provisionPostgres", () => {
     expect((error as Error).message).toContain(`127.0.0.1:${port}`);
     expect((error as Error).message).not.toContain("s3cret");
     expect(redactUrl(url)).toBe(`postgres://ix:***@127.0.0.1:${port}/postgres`);
+  });
+
+  it("assertReachable (ix start with IX_POSTGRES_URL) names the server as the store does, without credentials", async () => {
+    const port = await freePort();
+    const error = await assertReachable(`postgres://ix:s3cret@127.0.0.1:${port}/ix`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseUnreachableError);
+    expect((error as Error).message).toBe(`cannot connect to PostgreSQL at 127.0.0.1:${port}`);
   });
 
   it("starts an embedded PostgreSQL that ix can migrate and use, keeps its data when persistent, and stops", async () => {

@@ -1,5 +1,6 @@
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
+import { DatabaseUnreachableError, databaseAddress } from "./errors.ts";
 import * as schema from "./schema.ts";
 
 export type Database = NodePgDatabase<typeof schema> & { $client: pg.Pool };
@@ -20,8 +21,30 @@ export interface PoolOptions {
   onIdleError?: (error: Error) => void;
 }
 
+/**
+ * The pool's client: a failure to connect becomes a DatabaseUnreachableError
+ * naming the server, so whatever needed the connection (a query, a LISTEN)
+ * reports an unreachable database, not a failed statement.
+ */
+class AddressedClient extends pg.Client {
+  override connect(): Promise<pg.Client>;
+  override connect(callback: ((err: Error) => void) | ((err: null, client: pg.Client) => void)): void;
+  // biome-ignore lint/suspicious/noExplicitAny: pg's callback is typed as a union of two signatures; it is called as either.
+  override connect(callback?: (err: any, client: any) => void): Promise<pg.Client> | undefined {
+    const unreachable = (error: unknown) => new DatabaseUnreachableError(databaseAddress(this.host, this.port), error);
+    if (!callback) {
+      return super.connect().catch((error: unknown) => {
+        throw unreachable(error);
+      });
+    }
+    super.connect((error: Error | null, client?: pg.Client) => (error ? callback(unreachable(error), undefined) : callback(null, client)));
+    return undefined;
+  }
+}
+
 export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   const pool = new pg.Pool({
+    Client: AddressedClient,
     connectionString: url,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,

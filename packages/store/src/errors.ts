@@ -50,3 +50,41 @@ export function isTransientDbError(error: unknown, depth = 0): boolean {
   }
   return false;
 }
+
+/**
+ * A connection to PostgreSQL could not be opened (refused, unresolvable,
+ * timed out, refused by the server: bad password, unknown database). It says
+ * where, as host:port and never with credentials, so a log or a message reads
+ * "cannot connect to PostgreSQL at db:5432" rather than the statement that
+ * happened to need the connection; the reason is its cause, and its code
+ * (ECONNREFUSED, 28P01, …) is the cause's.
+ */
+export class DatabaseUnreachableError extends Error {
+  override readonly name = "DatabaseUnreachableError";
+  readonly code: string | undefined;
+
+  constructor(
+    /** host:port, [v6]:port, or the socket directory:port. */
+    readonly address: string,
+    cause: unknown,
+  ) {
+    super(`cannot connect to PostgreSQL at ${address}`, { cause });
+    this.code = codeOf(cause);
+  }
+}
+
+/** host:port for messages, with an IPv6 literal in brackets. */
+export function databaseAddress(host: string, port: number | string): string {
+  return `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
+}
+
+/** The DatabaseUnreachableError an error is, or carries as a cause (Drizzle and pg-pool wrap it), if any. */
+export function unreachableDatabase(error: unknown): DatabaseUnreachableError | undefined {
+  let current: unknown = error;
+  // Bounded: a cause chain can be cyclic.
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
+    if (current instanceof DatabaseUnreachableError) return current;
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return undefined;
+}

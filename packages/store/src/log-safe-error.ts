@@ -1,4 +1,4 @@
-import { sqlState } from "./errors.ts";
+import { sqlState, unreachableDatabase } from "./errors.ts";
 
 /**
  * What of an error may be written to a log. Database errors carry the client's
@@ -46,7 +46,10 @@ function field(error: object, key: string): string | undefined {
  */
 export function logSafeError(error: unknown, depth = 0): LoggedError {
   try {
-    return serialize(error, depth);
+    // A statement that never ran because no connection opened is logged as the unreachable server it is:
+    // an operating condition, not a bug, so without stacks.
+    const unreachable = unreachableDatabase(error);
+    return unreachable ? serialize(unreachable, depth, false) : serialize(error, depth);
   } catch {
     const logged: LoggedError = { type: "unserializable", message: "the error could not be serialised" };
     try {
@@ -65,7 +68,7 @@ export function logSafeError(error: unknown, depth = 0): LoggedError {
   }
 }
 
-function serialize(error: unknown, depth: number): LoggedError {
+function serialize(error: unknown, depth: number, stacks = true): LoggedError {
   if (typeof error !== "object" || error === null) {
     return { type: typeof error, message: maskQuoted(String(error)) };
   }
@@ -81,12 +84,12 @@ function serialize(error: unknown, depth: number): LoggedError {
   if (query !== undefined) logged.statement = statementOf(query);
   const constraint = field(error, "constraint");
   if (constraint !== undefined) logged.constraint = constraint;
-  if (query === undefined) {
+  if (query === undefined && stacks) {
     const stack = field(error, "stack");
     if (stack !== undefined) logged.stack = maskQuoted(stack.split("\n").slice(0, 12).join("\n"));
   }
   const cause = (error as { cause?: unknown }).cause;
-  if (cause !== undefined && depth < MAX_CAUSES) logged.cause = serialize(cause, depth + 1);
+  if (cause !== undefined && depth < MAX_CAUSES) logged.cause = serialize(cause, depth + 1, stacks);
   return logged;
 }
 

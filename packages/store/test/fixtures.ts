@@ -5,6 +5,8 @@ import type { Job, ResponseIX } from "@ix/contracts";
 export { callbackState, createTestDatabase, insertJob, test } from "../../testing/src/index.ts";
 /** A valid request with a unique request_id unless one is given. */
 export { sampleRequest as request } from "../../testing/src/sample-request.ts";
+// @ix/provision depends on @ix/store too: the same reason, the same way.
+export { freePort } from "../../provision/src/provision.ts";
 
 /** The response a pipeline run of `job` would store; `error` null means success. */
 export function responseFor(job: Job, error: string | null = null): ResponseIX {

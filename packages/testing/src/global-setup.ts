@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -17,26 +17,60 @@ import { provisionTestServer } from "./provision.ts";
  * database tests are never skipped.
  */
 export default async function setup(project: TestProject) {
-  const server = await provisionTestServer({
-    url: testEnv.IX_TEST_DATABASE_URL,
-    dataDir: await mkdtemp(join(tmpdir(), "ix-test-pg-")),
-    persistent: false,
-    log: (message) => console.log(`[ix-test] ${message}`),
-  });
-  const template = `ix_template_${randomBytes(6).toString("hex")}`;
-  await adminQuery(server.url, `create database ${quoteIdent(template)}`);
-  const db = connect(databaseUrl(server.url, template), { max: 1 });
-  try {
-    await migrateUp(db);
-  } finally {
-    await db.close();
-  }
-  console.log(`[ix-test] database tests run on ${server.kind} PostgreSQL, template ${template}`);
-  project.provide("ixTestServerUrl", server.url);
-  project.provide("ixTestTemplate", template);
+  const run = await provisionTestRun({ url: testEnv.IX_TEST_DATABASE_URL, log: (message) => console.log(`[ix-test] ${message}`) });
+  project.provide("ixTestServerUrl", run.serverUrl);
+  project.provide("ixTestTemplate", run.template);
+  return run.teardown;
+}
 
-  return async () => {
-    await adminQuery(server.url, `drop database if exists ${quoteIdent(template)} with (force)`);
-    await server.stop();
+export interface TestRun {
+  serverUrl: string;
+  template: string;
+  /** Drops the template, stops the server, and removes the embedded data directory: nothing is left behind. */
+  teardown(): Promise<void>;
+}
+
+/** The server and migrated template of one test run. */
+export async function provisionTestRun(options: {
+  url?: string | undefined;
+  /** Try Testcontainers before embedded (default true). */
+  docker?: boolean;
+  /** Where an embedded server's data directory goes (default: the system's temporary directory). */
+  tmp?: string;
+  log?: (message: string) => void;
+}): Promise<TestRun> {
+  const log = options.log ?? (() => undefined);
+  // Named, not created: only an embedded server makes it, so a run on a URL or in a container leaves no empty directory.
+  const dataDir = join(options.tmp ?? tmpdir(), `ix-test-pg-${randomBytes(6).toString("hex")}`);
+  const removeDataDir = () => rm(dataDir, { recursive: true, force: true });
+  let server: Awaited<ReturnType<typeof provisionTestServer>>;
+  try {
+    server = await provisionTestServer({ url: options.url, docker: options.docker, dataDir, persistent: false, log });
+  } catch (error) {
+    await removeDataDir();
+    throw error;
+  }
+  const template = `ix_template_${randomBytes(6).toString("hex")}`;
+  const teardown = async () => {
+    try {
+      await adminQuery(server.url, `drop database if exists ${quoteIdent(template)} with (force)`);
+    } finally {
+      await server.stop();
+      await removeDataDir();
+    }
   };
+  try {
+    await adminQuery(server.url, `create database ${quoteIdent(template)}`);
+    const db = connect(databaseUrl(server.url, template), { max: 1 });
+    try {
+      await migrateUp(db);
+    } finally {
+      await db.close();
+    }
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
+  log(`database tests run on ${server.kind} PostgreSQL, template ${template}`);
+  return { serverUrl: server.url, template, teardown };
 }

