@@ -1,4 +1,4 @@
-import { ClientId, envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { ClientId, envDefault, envVar, optionalEnv, parseEnv, workerRegistryDaysEnv } from "@ix/contracts";
 import { LOG_FORMATS } from "@ix/process";
 import { parseAllowedHosts } from "@ix/contracts/callback-target";
 import { z } from "zod";
@@ -93,7 +93,7 @@ export const ApiEnv = z.object({
   // at submit a callback_url whose host is a non-public IP literal not listed here (400);
   // the worker checks every target again on the address it connects to.
   // A submission's use_case must be served by a worker seen within this many days, else 422.
-  IX_WORKER_REGISTRY_DAYS: envDefault(envVar.int(1, 3_650), 7),
+  IX_WORKER_REGISTRY_DAYS: workerRegistryDaysEnv,
   IX_CALLBACK_ALLOWED_HOSTS: envDefault(
     envVar.list().superRefine((entries, ctx) => {
       const parsed = parseAllowedHosts(entries);

@@ -1,8 +1,8 @@
 import { BatchResults, Job, MAX_BATCH_JOBS, type BatchItemResult, type Problem } from "@ix/contracts";
 import { jobs, sql } from "@ix/store";
-import { test } from "@ix/testing";
+import { registerTestWorker, test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEYS, USE_CASE, bearer, body, jobCount, listeningApp, postJson, registerWorker, type HttpAnswer } from "./fixtures.ts";
+import { KEY_A, KEYS, USE_CASE, bearer, body, jobCount, listeningApp, postJson, type HttpAnswer } from "./fixtures.ts";
 
 // POST /jobs/batch over real sockets and real PostgreSQL.
 
@@ -51,7 +51,7 @@ describe("POST /jobs/batch", () => {
     database: { db },
   }) => {
     const { app, base } = await listeningApp(db, { apiKeys: KEYS });
-    await registerWorker(db, ["ocr"]);
+    await registerTestWorker(db, ["ocr"]);
     const a = bearer(KEY_A);
     try {
       // Alone: one POST /jobs per item.
@@ -126,7 +126,7 @@ describe("POST /jobs/batch", () => {
 
   test("1,000 items: one result each, in order; the same batch again answers 200 for every item", async ({ database: { db } }) => {
     const { app, base } = await listeningApp(db);
-    await registerWorker(db, ["ocr"]);
+    await registerTestWorker(db, ["ocr"]);
     try {
       const items = Array.from({ length: MAX_BATCH_JOBS }, (_, i) => body({ use_case: KNOWN[i % 2], priority: i % 7 }));
       const first = resultsOf(await postJson(base, "/jobs/batch", { jobs: items }));
@@ -207,7 +207,7 @@ describe("POST /jobs/batch", () => {
 describe("unknown use_case", () => {
   test("POST /jobs answers 422 naming the use_case and the known ones, and stores nothing", async ({ database: { db } }) => {
     const { app, base } = await listeningApp(db);
-    await registerWorker(db, ["ocr"]);
+    await registerTestWorker(db, ["ocr"]);
     try {
       const answer = await postJson(base, "/jobs", body({ use_case: "no_such_case" }));
       expect(answer.status).toBe(422);
@@ -227,7 +227,7 @@ describe("unknown use_case", () => {
     try {
       expect((await postJson(base, "/jobs", body())).status).toBe(201); // the known set is now cached
       expect((await postJson(base, "/jobs", body({ use_case: "translate" }))).status).toBe(422);
-      await registerWorker(db, ["translate"]);
+      await registerTestWorker(db, ["translate"]);
       expect((await postJson(base, "/jobs", body({ use_case: "translate" }))).status).toBe(201);
       const results = resultsOf(await postJson(base, "/jobs/batch", { jobs: [body({ use_case: "translate" })] }));
       expect(results.map((r) => r.status)).toEqual([201]);

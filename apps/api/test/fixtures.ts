@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { Job, Problem, SubmitJobBody } from "@ix/contracts";
-import { sql, workers, type Database } from "@ix/store";
+import { sql, type Database } from "@ix/store";
+import { registerTestWorker } from "@ix/testing";
 import { expect } from "vitest";
 import { apiConfig, buildApp, type ApiApp, type ApiConfig, type BuildAppOptions } from "../src/index.ts";
 
@@ -17,19 +17,11 @@ type AppOptions = Omit<BuildAppOptions, "db" | "config">;
 export const USE_CASE = "extract_fields";
 
 /**
- * Records a worker serving `useCases` in the test's database, as a starting
- * worker does: the API accepts only use_cases a registered worker serves.
- */
-export async function registerWorker(db: Database, useCases: readonly string[] = [USE_CASE]): Promise<void> {
-  await workers.registerWorker(db, { id: randomUUID(), host: "test-host", pid: process.pid, useCases, concurrency: 1 });
-}
-
-/**
  * An app over the test's database, with a worker registered for USE_CASE as
  * in a running ix; closed by the caller (or with `using`-style try/finally).
  */
 export async function appFor(db: Database, config: Partial<ApiConfig> = {}, options: AppOptions = {}): Promise<ApiApp> {
-  await registerWorker(db);
+  await registerTestWorker(db, [USE_CASE]);
   return buildApp({ db, config: apiConfig(config), ...options });
 }
 

@@ -1,8 +1,8 @@
 import { Job, JobList } from "@ix/contracts";
 import { jobs } from "@ix/store";
-import { test } from "@ix/testing";
+import { registerTestWorker, test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount, registerWorker } from "./fixtures.ts";
+import { KEY_A, KEY_B, KEYS, appFor, asJob, bearer, body, expectProblem, jobCount } from "./fixtures.ts";
 
 describe("POST /jobs", () => {
   test("201 with Location for a new pending job, ix_id assigned by ix", async ({ database: { db } }) => {
@@ -71,7 +71,7 @@ describe("POST /jobs", () => {
     database: { db },
   }) => {
     const app = await appFor(db);
-    await registerWorker(db, ["other_case"]);
+    await registerTestWorker(db, ["other_case"]);
     try {
       const sent = body();
       const first = asJob(await app.inject({ method: "POST", url: "/jobs", payload: sent }));

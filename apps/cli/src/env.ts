@@ -1,4 +1,4 @@
-import { envDefault, envVar, optionalEnv, parseEnv } from "@ix/contracts";
+import { envDefault, envVar, optionalEnv, parseEnv, workerRegistryDaysEnv } from "@ix/contracts";
 import { z } from "zod";
 
 /**
@@ -20,6 +20,9 @@ export const CliEnv = z.object({
   IX_DATA_DIR: optionalEnv(z.string().min(1)),
   // Where `ix start` records the running instance for the other commands (default: .ix/ in the repository).
   IX_STATE_DIR: optionalEnv(z.string().min(1)),
+  // `ix prune` deletes worker registrations not seen within this many days: the API's window, so a
+  // prune never changes which use_cases it accepts.
+  IX_WORKER_REGISTRY_DAYS: workerRegistryDaysEnv,
   // Port for `ix start`'s embedded PostgreSQL (default: any free port).
   IX_EMBEDDED_PG_PORT: optionalEnv(envVar.int(1, 65_535)),
 });

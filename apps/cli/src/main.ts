@@ -122,9 +122,18 @@ program
 
 program
   .command("prune")
-  .description("delete terminal jobs finished longer ago than a duration (IX_POSTGRES_URL, else the embedded database of the ix start running here)")
+  .description(
+    "delete terminal jobs finished longer ago than a duration, and stale worker registrations " +
+      "(IX_POSTGRES_URL, else the embedded database of the ix start running here)",
+  )
   .requiredOption("--older-than <duration>", "retention, e.g. 7d, 12h, 30m")
   .option("--batch-size <n>", "rows deleted per statement", positiveInt, 1000)
+  .addHelpText(
+    "after",
+    "\nTerminal jobs whose callback is still due are kept. Worker registrations (ix_workers) not seen within\n" +
+      "IX_WORKER_REGISTRY_DAYS (default 7) are deleted too: they no longer count for the API, and a worker that\n" +
+      "comes back registers again. Give ix prune the same IX_WORKER_REGISTRY_DAYS as ix api.",
+  )
   .action(async (options: { olderThan: string; batchSize: number }) => prune(databaseEnv(), options));
 
 withWaitFlags(program.command("submit"), "follow the job until it is done, error or cancelled, then print it")

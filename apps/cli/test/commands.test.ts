@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jobs, loadMigrations, sql } from "@ix/store";
-import { test } from "@ix/testing";
+import { finishRun, registerTestWorker, sampleRequest, test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
 import { runIx } from "./run-ix.ts";
 
@@ -100,41 +100,39 @@ describe("migrate", () => {
 });
 
 describe("prune", () => {
-  test("removes only terminal jobs older than the retention", async ({ database: { db, url } }) => {
-    const request = (id: string) => ({
-      use_case: "extract_fields",
-      ix_client_id: "c",
-      request_id: id,
-      context: { texts: ["t"] },
-      options: {},
-    });
+  test("removes only terminal jobs older than the retention, and workers not seen within IX_WORKER_REGISTRY_DAYS", async ({
+    database: { db, url },
+  }) => {
     for (const id of ["old-done", "old-error", "new-done", "old-running", "pending"]) {
-      await jobs.insertPending(db, { request: request(id) });
+      await jobs.insertPending(db, { request: sampleRequest({ request_id: id }) });
     }
     const claimed = await jobs.claimPending(db, { limit: 4 });
-    for (const job of claimed.slice(0, 3)) {
-      const now = new Date().toISOString();
-      await jobs.completeMany(db, [{
-        jobId: job.job_id,
-        attempts: 0,
-        response: {
-          use_case: job.request.use_case,
-          ix_client_id: job.client_id,
-          request_id: job.request_id,
-          ix_id: job.ix_id,
-          error: job.request_id === "old-error" ? "failed" : null,
-          result: null,
-          metadata: { pipeline: "extract_fields", started_at: now, finished_at: now, duration_ms: 0, attempt: 1 },
-        },
-      }]);
-    }
+    for (const job of claimed.slice(0, 3)) await finishRun(db, job, job.request_id === "old-error" ? "failed" : null);
     await db.execute(sql`update ix_jobs set finished_at = now() - interval '8 days' where request_id in ('old-done', 'old-error')`);
     await db.execute(sql`update ix_jobs set started_at = now() - interval '8 days' where request_id = 'old-running'`);
+    const seen = { fresh: await registerTestWorker(db, ["a"]), week: await registerTestWorker(db, ["b"]), month: await registerTestWorker(db, ["c"]) };
+    await db.execute(sql`update ix_workers set last_seen_at = now() - interval '8 days' where id = ${seen.week.id}`);
+    await db.execute(sql`update ix_workers set last_seen_at = now() - interval '40 days' where id = ${seen.month.id}`);
+    const workersLeft = async () => (await db.execute<{ id: string }>(sql`select id from ix_workers`)).rows.map((r) => r.id).sort();
 
-    const result = await runIx(["prune", "--older-than", "7d", "--batch-size", "1"], { IX_POSTGRES_URL: url });
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain("pruned 2 terminal jobs");
+    const bad = await runIx(["prune", "--older-than", "7d"], { IX_POSTGRES_URL: url, IX_WORKER_REGISTRY_DAYS: "0" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("IX_WORKER_REGISTRY_DAYS");
+    expect(await workersLeft()).toEqual([seen.fresh.id, seen.week.id, seen.month.id].sort());
+
+    const month = await runIx(["prune", "--older-than", "7d", "--batch-size", "1"], { IX_POSTGRES_URL: url, IX_WORKER_REGISTRY_DAYS: "30" });
+    expect(month.code).toBe(0);
+    expect(month.stdout).toContain("pruned 2 terminal jobs");
+    expect(month.stdout).toContain("pruned 1 worker registration not seen for 30 days");
     const left = await db.execute<{ request_id: string }>(sql`select request_id from ix_jobs order by request_id`);
     expect(left.rows.map((r) => r.request_id)).toEqual(["new-done", "old-running", "pending"]);
+    expect(await workersLeft()).toEqual([seen.fresh.id, seen.week.id].sort());
+
+    // The default window is the API's: 7 days.
+    const week = await runIx(["prune", "--older-than", "7d"], { IX_POSTGRES_URL: url });
+    expect(week.code).toBe(0);
+    expect(week.stdout).toContain("pruned 0 terminal jobs");
+    expect(week.stdout).toContain("pruned 1 worker registration not seen for 7 days");
+    expect(await workersLeft()).toEqual([seen.fresh.id]);
   });
 });

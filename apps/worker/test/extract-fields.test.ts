@@ -2,39 +2,13 @@ import { describe, expect, it } from "vitest";
 import { PipelineRegistry, extractFields, runPipeline } from "../src/index.ts";
 import { MATCH_BUDGET_MS, MAX_MATCHES_PER_FIELD, MAX_MATCHES_PER_JOB } from "../src/pipelines/extract-fields.ts";
 import { pino } from "pino";
-import type { Job } from "@ix/contracts";
-import { request } from "./fixtures/index.ts";
+import { runningJob } from "./fixtures/index.ts";
 
 const log = pino({ level: "silent" });
 const registry = new PipelineRegistry([extractFields]);
 
-function job(texts: string[], options: Record<string, unknown>): Job {
-  const now = new Date().toISOString();
-  const req = request({ context: { texts }, options });
-  return {
-    job_id: "00000000-0000-4000-8000-000000000001",
-    ix_id: "0123456789abcdef",
-    client_id: req.ix_client_id,
-    request_id: req.request_id,
-    status: "running",
-    request: { ...req, ix_id: "0123456789abcdef" },
-    response: null,
-    callback_url: null,
-    callback_status: null,
-    attempts: 0,
-    created_at: now,
-    started_at: now,
-    finished_at: null,
-    priority: 0,
-    run_at: now,
-    max_attempts: null,
-    errors: [],
-    cancel_requested_at: null,
-  };
-}
-
 const run = (texts: string[], options: Record<string, unknown>) =>
-  runPipeline({ job: job(texts, options), registry, timeoutMs: 5_000, log });
+  runPipeline({ job: runningJob({ context: { texts }, options }), registry, timeoutMs: 5_000, log });
 
 describe("extract_fields", () => {
   it("reports every match of each field with its text index and offsets", async () => {

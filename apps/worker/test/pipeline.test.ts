@@ -1,37 +1,12 @@
 import { fileURLToPath } from "node:url";
-import { ConfigError, type Job } from "@ix/contracts";
+import { ConfigError } from "@ix/contracts";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { definePipeline, loadPipelineModules, PipelineModuleError, PipelineRegistry, runPipeline } from "../src/index.ts";
-import { request } from "./fixtures/index.ts";
+import { runningJob } from "./fixtures/index.ts";
 
 const log = pino({ level: "silent" });
-
-function runningJob(overrides: Parameters<typeof request>[0] = {}, attempts = 0): Job {
-  const now = new Date().toISOString();
-  const req = request(overrides);
-  return {
-    job_id: "00000000-0000-4000-8000-000000000002",
-    ix_id: "fedcba9876543210",
-    client_id: req.ix_client_id,
-    request_id: req.request_id,
-    status: "running",
-    request: { ...req, ix_id: "fedcba9876543210" },
-    response: null,
-    callback_url: null,
-    callback_status: null,
-    attempts,
-    created_at: now,
-    started_at: now,
-    finished_at: null,
-    priority: 0,
-    run_at: now,
-    max_attempts: null,
-    errors: [],
-    cancel_requested_at: null,
-  };
-}
 
 describe("runPipeline", () => {
   it("passes parsed options and returns the result with filled metadata", async () => {

@@ -1,7 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { type ApiApp, type ApiConfig, apiConfig, buildApp } from "@ix/api";
-import type { Job } from "@ix/contracts";
-import { type Database, jobs, lifecycle, workers } from "@ix/store";
+import type { Database } from "@ix/store";
+import { registerTestWorker } from "@ix/testing";
 
 // The real API on a real socket over the test's own database: what the client is for.
 
@@ -18,27 +17,11 @@ export async function listeningApi(
   config: Partial<ApiConfig> = {},
   port = 0,
 ): Promise<{ app: ApiApp; base: string; port: number }> {
-  await workers.registerWorker(db, { id: randomUUID(), host: "test-host", pid: process.pid, useCases: ["extract_fields"], concurrency: 1 });
+  await registerTestWorker(db, ["extract_fields"]);
   const app = await buildApp({ db, config: apiConfig(config) });
   await app.listen({ host: "127.0.0.1", port });
   const { port: bound } = app.server.address() as { port: number };
   return { app, base: `http://127.0.0.1:${bound}`, port: bound };
-}
-
-/** Ends a running job as its worker would: done, or error when `error` is given. */
-export async function finishRun(db: Database, job: Job, error: string | null = null): Promise<void> {
-  const now = new Date();
-  const response = lifecycle.buildResponse(job, {
-    pipeline: "extract_fields",
-    error,
-    result: error === null ? { fields: {} } : null,
-    startedAt: now,
-    finishedAt: now,
-    durationMs: 0,
-    attempt: job.attempts + 1,
-  });
-  const [completed] = await jobs.completeMany(db, [{ jobId: job.job_id, attempts: job.attempts, response }]);
-  if (completed === undefined) throw new Error(`job ${job.job_id} was not running`);
 }
 
 let counter = 0;

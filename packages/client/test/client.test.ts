@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { jobs } from "@ix/store";
-import { insertJob, test } from "@ix/testing";
+import { finishRun, insertJob, test } from "@ix/testing";
 import { describe, expect, it } from "vitest";
 import {
   createClient,
@@ -12,7 +12,7 @@ import {
   type Job,
   type JobList,
 } from "../src/index.ts";
-import { finishRun, KEY_A, KEY_B, KEYS, listeningApi, submission } from "./api.ts";
+import { KEY_A, KEY_B, KEYS, listeningApi, submission } from "./api.ts";
 
 // Every method against the real API on a real socket, over a real database.
 

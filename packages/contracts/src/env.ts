@@ -68,6 +68,13 @@ export function envDefault<T extends z.ZodType>(schema: T, fallback: z.output<T>
   return optionalEnv(schema).transform((value) => (value === undefined ? fallback : value) as z.output<T>);
 }
 
+/**
+ * IX_WORKER_REGISTRY_DAYS: how many days a worker's registration counts after
+ * it was last seen. `ix api` accepts the use_cases such workers serve and `ix
+ * prune` deletes the registrations past it, so both read this one definition.
+ */
+export const workerRegistryDaysEnv = envDefault(envVar.int(1, 3_650), 7);
+
 /** The database URL a command cannot run without (`ix start` provisions its own, so it never calls this). */
 export function requirePostgresUrl(url: string | undefined, purpose: string): string {
   if (url === undefined || url === "") {

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./db.ts";
 import { clock } from "./jobs/row.ts";
 import { ixWorkers } from "./schema.ts";
@@ -32,19 +32,42 @@ export async function registerWorker(db: Executor, worker: WorkerRegistration): 
     });
 }
 
-export interface KnownUseCasesParams {
+export interface RegistryWindow {
   /** Only workers seen within this many days count (IX_WORKER_REGISTRY_DAYS). */
   withinDays: number;
   now?: Date;
 }
 
-/** Every use_case some worker seen within `withinDays` serves, sorted: what the API accepts. */
-export async function knownUseCases(db: Executor, { withinDays, now }: KnownUseCasesParams): Promise<string[]> {
+/**
+ * The one home of "seen recently": a registration counts while its worker was
+ * seen within `withinDays`. knownUseCases reads the rows it holds for, and
+ * pruneStale deletes exactly the others, so a prune never changes what the
+ * API accepts.
+ */
+function seenWithin({ withinDays, now }: RegistryWindow): SQL {
   if (!(withinDays > 0)) throw new RangeError(`withinDays must be positive, got ${withinDays}`);
-  const at = clock(now);
+  return sql`${ixWorkers.lastSeenAt} > ${clock(now)} - make_interval(days => ${withinDays}::int)`;
+}
+
+/** Every use_case some worker seen within `withinDays` serves, sorted: what the API accepts. */
+export async function knownUseCases(db: Executor, window: RegistryWindow): Promise<string[]> {
   const { rows } = await db.execute<{ use_case: string }>(sql`
     select distinct u as use_case from ${ixWorkers}, unnest(${ixWorkers.useCases}) as u
-    where ${ixWorkers.lastSeenAt} > ${at} - make_interval(days => ${withinDays}::int)
+    where ${seenWithin(window)}
     order by u`);
   return rows.map((row) => row.use_case);
+}
+
+/**
+ * Deletes the registrations of workers not seen within `withinDays` (`ix
+ * prune`); returns how many. A live worker refreshes its row with every lease
+ * renewal, and one that was only unreachable for longer registers again when
+ * it comes back.
+ */
+export async function pruneStale(db: Executor, window: RegistryWindow): Promise<number> {
+  const rows = await db
+    .delete(ixWorkers)
+    .where(sql`not (${seenWithin(window)})`)
+    .returning({ id: ixWorkers.id });
+  return rows.length;
 }

@@ -1,5 +1,3 @@
-import type { Job, ResponseIX } from "@ix/contracts";
-
 // @ix/testing depends on @ix/store, so the store's own tests reach it by path:
 // declaring it as a dependency here would make the two packages a cycle.
 export { callbackState, createTestDatabase, insertJob, test } from "../../testing/src/index.ts";
@@ -8,19 +6,8 @@ export { sampleRequest as request } from "../../testing/src/sample-request.ts";
 // @ix/provision depends on @ix/store too: the same reason, the same way.
 export { freePort } from "../../provision/src/provision.ts";
 
-/** The response a pipeline run of `job` would store; `error` null means success. */
-export function responseFor(job: Job, error: string | null = null): ResponseIX {
-  const now = new Date().toISOString();
-  return {
-    use_case: job.request.use_case,
-    ix_client_id: job.client_id,
-    request_id: job.request_id,
-    ix_id: job.ix_id,
-    error,
-    result: error === null ? { fields: {} } : null,
-    metadata: { pipeline: job.request.use_case, started_at: now, finished_at: now, duration_ms: 0, attempt: job.attempts + 1 },
-  };
-}
+/** The response a worker's run of a job would store; `error` null means success. */
+export { runResponse as responseFor } from "../../testing/src/runs.ts";
 
 export { sqlState } from "../src/errors.ts";
 

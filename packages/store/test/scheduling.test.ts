@@ -204,6 +204,26 @@ describe("concurrency caps", () => {
     expect(ids(next)).toEqual([free.job_id]);
     expect(() => jobs.claimPendingStatement(db, { limit: 1, useCaseConcurrency: { capped: 0 } })).toThrow(/capped.*positive integer/);
   });
+
+  test("only the caps of the use_cases a claimer takes bind it: it never waits on another use_case's cap lock", async ({ database }) => {
+    const { db } = database;
+    const capped = (await jobs.insertPending(db, { request: request({ use_case: "capped" }) })).job;
+    const free = (await jobs.insertPending(db, { request: request({ use_case: "free" }) })).job;
+    const caps = { capped: 1 };
+    // A waiting lock would outlast this and fail the claim instead of hanging the test.
+    const other = database.connect({ max: 1, statementTimeoutMillis: 5_000 });
+    await database.connect({ max: 1 }).transaction(async (tx) => {
+      // Still inside its transaction, this claimer holds the lock of "capped".
+      expect(ids(await jobs.claimPending(tx, { limit: 1, useCases: ["capped"], useCaseConcurrency: caps }))).toEqual([capped.job_id]);
+      expect(ids(await jobs.claimPending(other, { limit: 5, useCases: ["free"], useCaseConcurrency: caps }))).toEqual([free.job_id]);
+    });
+    // A bad cap is refused before anything is locked or claimed.
+    const next = (await jobs.insertPending(db, { request: request({ use_case: "free" }) })).job;
+    await expect(jobs.claimPending(db, { limit: 1, useCases: ["free"], useCaseConcurrency: { free: 0 } })).rejects.toThrow(
+      /"free".*positive integer, got 0/,
+    );
+    expect((await jobs.get(db, next.job_id))?.status).toBe("pending");
+  });
 });
 
 describe("fair share", () => {

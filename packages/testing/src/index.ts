@@ -73,3 +73,5 @@ export { waitFor } from "./wait.ts";
 export { sampleRequest } from "./sample-request.ts";
 export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs.ts";
 export { provisionTestServer, type TestServer } from "./provision.ts";
+export { registerTestWorker, type TestWorkerOptions } from "./workers.ts";
+export { finishRun, runResponse } from "./runs.ts";

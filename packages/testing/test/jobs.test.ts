@@ -1,7 +1,7 @@
 import { JOB_STATUSES } from "@ix/contracts";
-import { jobs, lifecycle, sql } from "@ix/store";
+import { jobs, sql } from "@ix/store";
 import { describe, expect } from "vitest";
-import { callbackState, insertJob, sampleRequest, setCallbackStatus, test } from "../src/index.ts";
+import { callbackState, finishRun, insertJob, sampleRequest, setCallbackStatus, test } from "../src/index.ts";
 
 describe("insertJob", () => {
   test("inserts a valid row in every status with no more than the status given", async ({ database: { db } }) => {
@@ -37,17 +37,8 @@ describe("insertJob", () => {
     const request = sampleRequest({ ix_client_id: "factory-svc" });
     const running = await insertJob(db, { status: "running", attempts: 1, startedAt, request });
     expect(running).toMatchObject({ status: "running", attempts: 1, client_id: "factory-svc", started_at: startedAt.toISOString() });
-    const response = lifecycle.buildResponse(running, {
-      pipeline: running.request.use_case,
-      error: null,
-      result: {},
-      startedAt,
-      finishedAt: new Date(),
-      durationMs: 1,
-      attempt: 2,
-    });
-    expect(await jobs.completeMany(db, [{ jobId: running.job_id, attempts: 1, response }])).toEqual([running.job_id]);
-    expect((await jobs.get(db, running.job_id))?.status).toBe("done");
+    await finishRun(db, running);
+    expect(await jobs.get(db, running.job_id)).toMatchObject({ status: "done", response: { metadata: { attempt: 2 } } });
   });
 
   test("a fixture that contradicts itself is refused by the table", async ({ database: { db } }) => {

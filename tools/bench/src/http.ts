@@ -1,15 +1,15 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { RequestIX } from "@ix/contracts";
-import { connect, migrateUp, sql, workers } from "@ix/store";
+import { connect, migrateUp, sql } from "@ix/store";
 import { freePort } from "@ix/provision";
 import autocannon from "autocannon";
 import { waitFor } from "@ix/testing/wait";
+import { registerTestWorker } from "@ix/testing/workers";
 
 export interface HttpResult {
   system: string;
@@ -97,7 +97,7 @@ export async function measureHttp(url: string, { c, seconds }: { c: number; seco
     await migrateUp(db);
     // The API accepts only use_cases a registered worker serves. No worker runs here (this measures the
     // API alone), so the harness registers one for bench_noop, as a starting worker would.
-    await workers.registerWorker(db, { id: randomUUID(), host: "ix-bench", pid: process.pid, useCases: ["bench_noop"], concurrency: 1 });
+    await registerTestWorker(db, ["bench_noop"], { host: "ix-bench" });
     const { base, child } = await startApiProcess(url, c + 2);
     try {
       let submitted = 0;

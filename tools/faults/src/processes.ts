@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { waitFor } from "./wait.ts";
@@ -25,6 +26,19 @@ export interface IxProcess {
   lastMemory(): { rssBytes: number; maxRssBytes: number } | undefined;
   /** SIGTERM, then the exit. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Resets a process's peak RSS (VmHWM) on Linux, so a phase's peak is not hidden
+ * by an earlier one's (ix-process.ts reports it); false where that is not possible.
+ */
+export async function resetPeakRss(pid: number): Promise<boolean> {
+  try {
+    await writeFile(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The log line after which each process handles SIGTERM itself. */

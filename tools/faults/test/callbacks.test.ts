@@ -1,23 +1,13 @@
-import { writeFile } from "node:fs/promises";
 import { jobs } from "@ix/store";
 import { callbackState, describe, expect, test } from "@ix/testing";
 import { listeningWorkers } from "../src/activity.ts";
 import { printFigures } from "../src/figures.ts";
-import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { type IxProcess, killAll, resetPeakRss, spawnIx } from "../src/processes.ts";
 import { hugeBody, type Receiver, startHeaderTrickler, startReceiver, trickleBody } from "../src/receivers.ts";
 import { waitFor } from "../src/wait.ts";
 
 const MB = 1_048_576;
 
-/** Resets a process's peak RSS (VmHWM) on Linux; false where that is not possible. */
-async function resetPeakRss(pid: number): Promise<boolean> {
-  try {
-    await writeFile(`/proc/${pid}/clear_refs`, "5");
-    return true;
-  } catch {
-    return false;
-  }
-}
 const HUGE = 50 * MB;
 const WELL_BEHAVED_JOBS = 20;
 

@@ -1,10 +1,9 @@
-import { randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { connect as connectTcp, type Socket } from "node:net";
 import { Problem } from "@ix/contracts";
 import { apiConfig, startApi } from "@ix/api";
-import { type Database, sql, workers } from "@ix/store";
-import { describe, expect, test } from "@ix/testing";
+import { sql } from "@ix/store";
+import { describe, expect, registerTestWorker, test } from "@ix/testing";
 import fc from "fast-check";
 import { printFigures } from "../src/figures.ts";
 import { createHttpClient, type RawRequest } from "../src/http-client.ts";
@@ -27,11 +26,6 @@ const json = { "content-type": "application/json", authorization: `Bearer ${KEY_
 
 function validBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return { use_case: "extract_fields", ix_client_id: "client-a", request_id: "will-be-invalid", context: { texts: ["Invoice 42"] }, ...overrides };
-}
-
-/** The API accepts only use_cases a registered worker serves; no worker runs in these tests, so one is recorded. */
-async function registerWorker(db: Database): Promise<void> {
-  await workers.registerWorker(db, { id: randomUUID(), host: "faults", pid: process.pid, useCases: ["extract_fields"], concurrency: 1 });
 }
 
 const post = (kind: string, body: string | Buffer, expected: number[], headers: Record<string, string> = json, chunked = false): Case => ({
@@ -266,7 +260,8 @@ describe("hostile clients against the API over a real socket", () => {
   test(`${RUNS.toLocaleString("en")} fuzzed requests: no 5xx, every refusal a problem, only the valid requests stored`, { timeout: 150_000 }, async ({
     database: { db, connect },
   }) => {
-    await registerWorker(db);
+    // The API accepts only use_cases a registered worker serves; no worker runs here, so one is recorded.
+    await registerTestWorker(db, ["extract_fields"], { host: "faults" });
     const apiDb = connect({ max: 4, connectionTimeoutMillis: 2_000, statementTimeoutMillis: 5_000, applicationName: "ix-api" });
     const { app, url } = await startApi({
       db: apiDb,
@@ -329,7 +324,7 @@ describe("hostile clients against the API over a real socket", () => {
     database: { db, connect },
   }) => {
     const connectTimeoutMs = 500;
-    await registerWorker(db);
+    await registerTestWorker(db, ["extract_fields"], { host: "faults" });
     const apiDb = connect({ max: 2, connectionTimeoutMillis: connectTimeoutMs, statementTimeoutMillis: 30_000, applicationName: "ix-api" });
     // A submission queued behind a stuck insert statement waits as long as a request waits for a connection.
     const { app, url } = await startApi({
@@ -393,7 +388,7 @@ describe("hostile clients against the API over a real socket", () => {
     database: { db, url: databaseUrl },
   }) => {
     const timeouts = { headersMs: 2_000, requestMs: 4_000, keepAliveMs: 1_000 };
-    await registerWorker(db);
+    await registerTestWorker(db, ["extract_fields"], { host: "faults" });
     const cap = 300;
     const api = spawnIx("api", {
       IX_POSTGRES_URL: databaseUrl,

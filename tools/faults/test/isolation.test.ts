@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,7 +8,7 @@ import { describe, expect, test } from "@ix/testing";
 import { listeningWorkers } from "../src/activity.ts";
 import { printFigures } from "../src/figures.ts";
 import { BEAT_MS, type Heartbeat } from "../src/hostile-pipelines.ts";
-import { type IxProcess, killAll, spawnIx } from "../src/processes.ts";
+import { type IxProcess, killAll, resetPeakRss, spawnIx } from "../src/processes.ts";
 import { waitFor } from "../src/wait.ts";
 
 const MB = 1_048_576;
@@ -62,16 +62,6 @@ async function trivialRun(db: Database, client: string): Promise<{ job: Job; ms:
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const round = (value: number) => Math.round(value * 10) / 10;
-
-/** Resets a process's peak RSS (VmHWM) on Linux; false where that is not possible. */
-async function resetPeakRss(pid: number): Promise<boolean> {
-  try {
-    await writeFile(`/proc/${pid}/clear_refs`, "5");
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** What the worker process reported from `fromLine` on: its peak RSS (VmHWM since the reset) and worst event-loop delay. */
 async function phaseFigures(worker: IxProcess, fromLine: number) {

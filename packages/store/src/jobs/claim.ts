@@ -57,7 +57,7 @@ const CAP_LOCK_CLASS = 0x1c_ca9;
  * (BENCHMARKS.md records the faster non-durable variant that was reverted).
  */
 export async function claimPending(db: Executor, params: ClaimParams): Promise<Job[]> {
-  const capped = cappedUseCases(params);
+  const capped = bindingCaps(params).map(([name]) => name);
   const rows =
     capped.length === 0
       ? await claimPendingStatement(db, params).execute()
@@ -124,10 +124,18 @@ async function endUnrunnable(
   for (const { unreadable } of rows) onUnreadable?.(unreadable, ended.has(unreadable.jobId) ? "ended error" : "left running");
 }
 
-/** The capped use_cases this claim may take jobs of, sorted. */
-function cappedUseCases({ useCases, useCaseConcurrency = {} }: ClaimParams): string[] {
-  const capped = Object.keys(useCaseConcurrency);
-  return (useCases === undefined ? capped : capped.filter((name) => useCases.includes(name))).sort();
+/**
+ * The caps that bind this claim, sorted by use_case: those of the use_cases it
+ * may take jobs of (all of them when it names none). The one home of that rule:
+ * claimPending locks these use_cases, and the claim statement counts room for
+ * these alone.
+ */
+function bindingCaps({ useCases, useCaseConcurrency = {} }: ClaimParams): Array<[useCase: string, cap: number]> {
+  const caps = Object.entries(useCaseConcurrency);
+  for (const [name, cap] of caps) {
+    if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`concurrency cap of use_case "${name}" must be a positive integer, got ${cap}`);
+  }
+  return caps.filter(([name]) => useCases === undefined || useCases.includes(name)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** How many jobs that became due one claim gives turns to; the next claim goes on with the rest. */
@@ -146,13 +154,12 @@ const DUE_BATCH = 1_000;
  */
 export function claimPendingStatement(
   db: Executor,
-  { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, useCases, useCaseConcurrency = {}, now }: ClaimParams,
+  params: ClaimParams,
 ) {
+  const { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, useCases, now } = params;
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`claim limit must be a positive integer, got ${limit}`);
   assertLeaseSeconds(leaseSeconds);
-  for (const [name, cap] of Object.entries(useCaseConcurrency)) {
-    if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`concurrency cap of use_case "${name}" must be a positive integer, got ${cap}`);
-  }
+  const caps = bindingCaps(params);
   const at = clock(now);
   // Jobs waiting for their run_at that are now due, of any use_case: whichever claimer finds them gives them
   // their turns, so a use_case whose workers are busy still queues its due jobs in order.
@@ -177,8 +184,7 @@ export function claimPendingStatement(
           select use_case from uc where use_case is not null
           union select use_case from turned)`
       : sql`(select unnest(${sql.param([...new Set(useCases)])}::text[]) as use_case)`;
-  const caps = Object.entries(useCaseConcurrency);
-  // How many jobs each queue may start: the claim's limit, or what its cap leaves.
+  // How many jobs each queue may start: the claim's limit, or what its binding cap leaves.
   const queues = sql`(select names.use_case, case when caps.cap is null then ${limit}
         else greatest(caps.cap - (select count(*) from ix_jobs as r where r.status = 'running' and r.use_case = names.use_case), 0)::int
       end as room
