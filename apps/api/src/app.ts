@@ -27,6 +27,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { jobControlRoutes } from "./routes/job-control.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { submitJobRequest } from "./schemas.ts";
+import { dashboard } from "./ui/dashboard.ts";
 import { UseCaseRegistry } from "./use-case-registry.ts";
 
 declare module "fastify" {
@@ -233,6 +234,8 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     });
     await scope.register(jobControlRoutes, { db, authenticated });
   });
+  // Its own scope: the dashboard's form parser, sessions and HTML errors stay out of the JSON API's way.
+  await app.register(async (scope) => dashboard(scope, { db, config }));
 
   return app as unknown as ApiApp;
 }
