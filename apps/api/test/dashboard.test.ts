@@ -133,7 +133,7 @@ describe("actions", () => {
       const csrf = csrfOf(page);
 
       expect((await post(base, `/ui/jobs/${pending.job_id}/cancel`, {}, { cookie })).status).toBe(403);
-      expect((await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf: "x" + csrf.slice(1) }, { cookie })).status).toBe(403);
+      expect((await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf: `x${csrf.slice(1)}` }, { cookie })).status).toBe(403);
       const crossSite = await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf }, { cookie, origin: "https://evil.example" });
       expect(crossSite.status).toBe(403);
       expect(crossSite.text).toContain("This form was not sent from a page of this dashboard.");

@@ -1,3 +1,4 @@
+import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
 import { jobs, sql, workers } from "../src/index.ts";
 import { insertJob, request, test } from "./fixtures.ts";
@@ -8,7 +9,7 @@ const at = (iso: string) => new Date(iso);
 
 describe("listJobs across clients", () => {
   test("pages every client's jobs newest first, filtered by status and use_case, with the keyset cursor", async ({ database: { db } }) => {
-    const made = [];
+    const made: Job[] = [];
     for (let i = 0; i < 9; i++) {
       made.push(
         await insertJob(db, {
@@ -50,7 +51,7 @@ describe("listJobs across clients", () => {
 
 describe("retryFailed", () => {
   test("retries the filter's failed jobs oldest first, as a single retry would, bounded by limit", async ({ database: { db } }) => {
-    const failed = [];
+    const failed: Job[] = [];
     for (let i = 0; i < 5; i++) {
       failed.push(
         await insertJob(db, {

@@ -43,7 +43,7 @@ export class SessionKeeper {
   /** The session a cookie value proves, or null when it is forged, garbled or expired. */
   verify(value: string | undefined, nowMs = Date.now()): Session | null {
     const parts = value?.split(".");
-    if (!parts || parts.length !== 4) return null;
+    if (parts?.length !== 4) return null;
     const [expiry, operator, nonce, given] = parts as [string, string, string, string];
     if (!same(mac(this.secret, `${expiry}.${operator}.${nonce}`), given)) return null;
     if (!/^\d+$/.test(expiry) || Number(expiry) * 1000 <= nowMs) return null;

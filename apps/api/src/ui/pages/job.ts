@@ -37,7 +37,8 @@ ${problem ? html`<p class="error" role="alert">${problem}</p>` : ""}
     <dt>use_case</dt><dd>${job.request.use_case}</dd>
     <dt>ix_id</dt><dd class="mono">${job.ix_id}</dd>
     <dt>priority</dt><dd>${job.priority}</dd>
-    <dt>attempts</dt><dd>${job.attempts} ended without being the last; max_attempts ${job.max_attempts ?? "by the pipeline's policy"}</dd>
+    <dt>run</dt><dd>${job.attempts + 1}${job.attempts > 0 ? ` (${job.attempts} earlier ${job.attempts === 1 ? "run" : "runs"} failed or orphaned)` : ""}</dd>
+    <dt>max_attempts</dt><dd>${job.max_attempts ?? "the pipeline's policy"}</dd>
     ${
       job.cancel_requested_at
         ? html`<dt>cancel requested</dt><dd>${when(job.cancel_requested_at)}${inspection.cancelRequestedBy ? ` by ${inspection.cancelRequestedBy === "client" ? "its client" : "an operator"}` : ""}</dd>`
@@ -62,7 +63,7 @@ ${problem ? html`<p class="error" role="alert">${problem}</p>` : ""}
       ? html`<p class="empty">No callback_url.</p>`
       : html`<dl>
     <dt>url</dt><dd class="mono ellipsis">${job.callback_url}</dd>
-    <dt>status</dt><dd>${job.callback_status ?? (callback.nextAttemptAt ? "due" : "not yet due")}</dd>
+    <dt>status</dt><dd>${job.callback_status ?? (callback.nextAttemptAt ? (callback.attempts > 0 ? "retrying" : "due") : "waiting for the job to end")}</dd>
     <dt>attempts</dt><dd>${callback.attempts}</dd>
     ${callback.nextAttemptAt ? html`<dt>next attempt</dt><dd>${when(callback.nextAttemptAt)}</dd>` : ""}
     ${callback.lastError ? html`<dt>last error</dt><dd class="error-text">${callback.lastError}</dd>` : ""}
