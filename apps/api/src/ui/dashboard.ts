@@ -29,6 +29,11 @@ export interface DashboardOptions {
 /** A worker counts as live when seen this recently; a running worker refreshes its row every third of its lease. */
 const LIVE_WITHIN_SECONDS = 60;
 const PAGE_SIZE = 50;
+/**
+ * The overview is read at most this often per process, however many operators reload it: its cost grows
+ * with the jobs finished in the last hour (docs/ARCHITECTURE.md, "Dashboard"). The page shows its "as of".
+ */
+const OVERVIEW_CACHE_MS = 5_000;
 /** The largest form the dashboard accepts: its forms hold a token and a few short fields. */
 const FORM_LIMIT_BYTES = 8_192;
 
@@ -178,8 +183,21 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
     return reply.redirect(open ? "/ui" : "/ui/login", 303);
   });
 
+  let cached: { at: number; read: Promise<[jobs.QueueOverview, workers.LiveWorker[]]> } | null = null;
+  const readOverview = () => {
+    const now = Date.now();
+    if (cached === null || now - cached.at >= OVERVIEW_CACHE_MS) {
+      const read = Promise.all([jobs.queueOverview(db), workers.liveWorkers(db, { withinSeconds: LIVE_WITHIN_SECONDS })]);
+      // A failed read is not kept: the next request asks again.
+      read.catch(() => {
+        if (cached?.read === read) cached = null;
+      });
+      cached = { at: now, read };
+    }
+    return cached.read;
+  };
   const overview = async (request: FastifyRequest, reply: FastifyReply) => {
-    const [summary, live] = await Promise.all([jobs.queueOverview(db), workers.liveWorkers(db, { withinSeconds: LIVE_WITHIN_SECONDS })]);
+    const [summary, live] = await readOverview();
     return send(reply, 200, overviewPage({ viewer: request.viewer, overview: summary, live, liveWithinSeconds: LIVE_WITHIN_SECONDS }));
   };
   app.get("/ui", { schema: { hide: true } }, overview);
