@@ -172,8 +172,10 @@ describe("actions", () => {
       expect(confirm.text).toContain("Retry 3 jobs");
       expect((await jobs.get(db, ours[0]!.job_id))!.status).toBe("error"); // the confirmation changes nothing
 
-      const done = await post(base, "/ui/retry-failed", { csrf: csrfOf(confirm), client: "client-a", use_case: "" }, { cookie });
-      expect(done.status).toBe(200);
+      const posted = await post(base, "/ui/retry-failed", { csrf: csrfOf(confirm), client: "client-a", use_case: "" }, { cookie });
+      expect(posted.status).toBe(303); // then a GET: reloading the result does not retry again
+      expect(posted.headers.get("location")).toBe("/ui/retry-failed/done?client=client-a&retried=3");
+      const done = await get(base, posted.headers.get("location")!, cookie);
       expect(done.text).toContain("Retried 3 jobs");
       for (const job of ours) expect((await jobs.get(db, job.job_id))!.status).toBe("pending");
       expect((await jobs.get(db, theirs.job_id))!.status).toBe("error");

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { createKeyLookup } from "../auth.ts";
 import { type ApiConfig, requiresKeys } from "../config.ts";
-import type { Html } from "./html.ts";
+import { type Html, href } from "./html.ts";
 import { messagePage, type Viewer } from "./layout.ts";
 import { jobPage, NOTICES, type Notice } from "./pages/job.ts";
 import { type JobsFilter, jobsPage } from "./pages/jobs.ts";
@@ -309,6 +309,13 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
       ...(use_case === undefined ? {} : { useCase: use_case }),
     });
     request.log.info({ operator: request.viewer.operator, client, use_case, retried: retried.length }, "dashboard bulk retry");
-    return send(reply, 200, retryFailedDonePage({ viewer: request.viewer, filter: read.filter, retried: retried.length }));
+    return reply.redirect(href("/ui/retry-failed/done", { client, use_case, retried: String(retried.length) }), 303);
+  });
+
+  app.get("/ui/retry-failed/done", { schema: { hide: true } }, async (request, reply) => {
+    const read = failedFilter(request.query);
+    const retried = Number((request.query as Record<string, unknown>).retried);
+    if (!read.ok || !Number.isSafeInteger(retried) || retried < 0) return badFilter(request, reply, read.ok ? "retried: not a count" : read.problem);
+    return send(reply, 200, retryFailedDonePage({ viewer: request.viewer, filter: read.filter, retried }));
   });
 }
