@@ -132,6 +132,8 @@ describe("actions", () => {
       expect(page.text).toContain("Cancel job");
       const csrf = csrfOf(page);
 
+      const signedOut = await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf });
+      expect([signedOut.status, signedOut.headers.get("location")]).toEqual([303, "/ui/login"]);
       expect((await post(base, `/ui/jobs/${pending.job_id}/cancel`, {}, { cookie })).status).toBe(403);
       expect((await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf: `x${csrf.slice(1)}` }, { cookie })).status).toBe(403);
       const crossSite = await post(base, `/ui/jobs/${pending.job_id}/cancel`, { csrf }, { cookie, origin: "https://evil.example" });

@@ -129,8 +129,9 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
 
   // Who is looking, before anything else: pages need a session unless the API runs without keys.
   app.addHook("onRequest", async (request, reply) => {
-    const path = request.url.split("?")[0];
-    if (path === "/ui/ui.css" || path === "/ui/login") return;
+    // The matched route, not the raw URL: no spelling of a path can reach a page past this check.
+    const route = request.routeOptions.url;
+    if (route === "/ui/ui.css" || route === "/ui/login") return;
     if (open) {
       request.viewer = openViewer;
       return;
@@ -144,11 +145,10 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
   // Every action is a form POST from this site carrying the viewer's token.
   app.addHook("preHandler", async (request, reply) => {
     if (request.method !== "POST") return;
-    const path = request.url.split("?")[0];
     const refuse = (message: string) =>
       send(reply, 403, messagePage({ title: "Refused", viewer: request.viewer ?? null, message, back: { href: "/ui", label: "Overview" } }));
     if (!fromThisSite(request)) return refuse("This form was not sent from a page of this dashboard.");
-    if (path === "/ui/login") return;
+    if (request.routeOptions.url === "/ui/login") return;
     const token = (request.body as Record<string, unknown> | undefined)?.csrf;
     if (!sessions.csrfMatches(request.viewer.csrf, token)) return refuse("The form's token is missing or stale: reload the page and try again.");
   });
