@@ -20,13 +20,14 @@ import {
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { createAuthenticator, type Caller } from "./auth.ts";
-import type { ApiConfig } from "./config.ts";
+import { type ApiConfig, requiresKeys } from "./config.ts";
 import { PROBLEM_CONTENT_TYPE, problem, problemForError, RequestValidationError, sendProblem } from "./problems.ts";
 import { batchRoutes } from "./routes/batch.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobControlRoutes } from "./routes/job-control.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { submitJobRequest } from "./schemas.ts";
+import { dashboard } from "./ui/dashboard.ts";
 import { UseCaseRegistry } from "./use-case-registry.ts";
 
 declare module "fastify" {
@@ -164,7 +165,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     sendProblem(reply, problem("not-found", `no route ${request.method} ${request.url.split("?")[0]}`)),
   );
 
-  const authenticated = config.apiKeys.length > 0;
+  const authenticated = requiresKeys(config);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -176,7 +177,17 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
           "problem types are https://ix.dev/problems/<kind>.",
       },
       components: authenticated
-        ? { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A key from IX_API_KEYS" } } }
+        ? {
+            securitySchemes: {
+              bearer: {
+                type: "http",
+                scheme: "bearer",
+                description:
+                  "A client key from IX_API_KEYS: that client's jobs only (another client's job is a 404). " +
+                  "Or an operator's key from IX_ADMIN_KEYS: every client's jobs, on the same routes.",
+              },
+            },
+          }
         : {},
     },
     transform: jsonSchemaTransform,
@@ -187,7 +198,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { db, retryAfterSeconds: config.retryAfterSeconds });
 
-  const authenticate = createAuthenticator(config.apiKeys);
+  const authenticate = createAuthenticator(config);
   await app.register(async (scope) => {
     // Replaced by the hook below before any handler reads it.
     scope.decorateRequest("caller", null as never);
@@ -223,6 +234,8 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     });
     await scope.register(jobControlRoutes, { db, authenticated });
   });
+  // Its own scope: the dashboard's form parser, sessions and HTML errors stay out of the JSON API's way.
+  await app.register(async (scope) => dashboard(scope, { db, config }));
 
   return app as unknown as ApiApp;
 }

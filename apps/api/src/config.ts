@@ -1,5 +1,6 @@
-/** One bearer key and the client it authenticates (from IX_API_KEYS). */
+/** One bearer key and whom it authenticates: a client (IX_API_KEYS) or an operator by name (IX_ADMIN_KEYS). */
 export interface ApiKey {
+  /** The client id, or the operator's name for an admin key. */
   clientId: string;
   key: string;
 }
@@ -11,6 +12,10 @@ export interface ApiConfig {
   port: number;
   /** Empty: no auth, every job visible to every caller, loopback only. */
   apiKeys: readonly ApiKey[];
+  /** Operators (IX_ADMIN_KEYS): they read and act on every client's jobs and sign in to /ui. */
+  adminKeys: readonly ApiKey[];
+  /** Signs /ui sessions (IX_UI_SESSION_SECRET); absent, each process draws a random one. */
+  uiSessionSecret?: string;
   /** The largest request body, and so the largest one submission, in bytes. */
   bodyLimitBytes: number;
   /** The largest POST /jobs/batch body; each item is still held to `bodyLimitBytes`. */
@@ -53,6 +58,7 @@ export function apiConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
     host: "127.0.0.1",
     port: 8080,
     apiKeys: [],
+    adminKeys: [],
     bodyLimitBytes: 1_048_576,
     batchBodyLimitBytes: 16_777_216,
     workerRegistryDays: 7,
@@ -75,12 +81,17 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK_NAMES.has(h) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** Whether callers must prove who they are: any client or operator key is configured. */
+export function requiresKeys(config: Pick<ApiConfig, "apiKeys" | "adminKeys">): boolean {
+  return config.apiKeys.length > 0 || config.adminKeys.length > 0;
+}
+
 /**
  * Without keys the API authenticates no one, so it may only be reachable from
  * this machine. Throws before anything binds.
  */
-export function assertSafeBind(config: Pick<ApiConfig, "host" | "apiKeys">): void {
-  if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {
+export function assertSafeBind(config: Pick<ApiConfig, "host" | "apiKeys" | "adminKeys">): void {
+  if (!requiresKeys(config) && !isLoopbackHost(config.host)) {
     throw new Error(
       `refusing to listen on ${config.host} without IX_API_KEYS: an API without keys serves every job to anyone who can reach it. ` +
         "Set IX_API_KEYS (client_id:key pairs) or bind IX_API_HOST to a loopback address such as 127.0.0.1.",

@@ -8,46 +8,48 @@ import type { ApiConfig, ApiKey } from "./config.ts";
 export const MIN_API_KEY_LENGTH = 24;
 
 /**
- * `client_id:key` pairs, comma-separated. A client may hold several
- * keys (rotation); one key may not name two clients. An empty entry (`","`,
- * a trailing comma) is an error rather than dropped, so a typo can never
- * leave the API without keys, i.e. without auth.
+ * `<owner>:key` pairs, comma-separated: `client_id:key` in IX_API_KEYS, `name:key` in IX_ADMIN_KEYS. An
+ * owner may hold several keys (rotation); one key may not name two owners. An empty entry (`","`, a
+ * trailing comma) is an error rather than dropped, so a typo can never leave the API without keys, i.e.
+ * without auth.
  *
  * Errors name a pair by its position only: a pair written key-first would put
- * the key where the client id belongs, so neither part is ever echoed, except
- * the client id of an earlier, fully valid pair.
+ * the key where the owner belongs, so neither part is ever echoed, except
+ * the owner of an earlier, fully valid pair.
  */
-const ApiKeys = z.string().transform((value, ctx): ApiKey[] => {
-  const keys: ApiKey[] = [];
-  const owner = new Map<string, string>();
-  for (const [index, raw] of value.split(",").entries()) {
-    const pair = raw.trim();
-    const where = `pair ${index + 1}`;
-    const colon = pair.indexOf(":");
-    const clientId = colon < 0 ? "" : pair.slice(0, colon);
-    const key = colon < 0 ? "" : pair.slice(colon + 1);
-    if (pair.length === 0) {
-      ctx.addIssue({ code: "custom", message: `${where} is empty (a stray comma?); every entry must be client_id:key` });
-    } else if (colon < 0) {
-      ctx.addIssue({ code: "custom", message: `${where} is not client_id:key` });
-    } else if (!ClientId.safeParse(clientId).success) {
-      ctx.addIssue({ code: "custom", message: `${where}: client_id must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (1-64); the client id comes first` });
-    } else if (/\s/.test(key)) {
-      ctx.addIssue({ code: "custom", message: `${where}: the key contains whitespace, which a bearer token cannot carry` });
-    } else if (key.length < MIN_API_KEY_LENGTH) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${where}: the key (after the colon) must be at least ${MIN_API_KEY_LENGTH} characters`,
-      });
-    } else if (owner.has(key) && owner.get(key) !== clientId) {
-      ctx.addIssue({ code: "custom", message: `${where}: the same key is already given to client "${owner.get(key)}"` });
-    } else {
-      owner.set(key, clientId);
-      keys.push({ clientId, key });
+function keyPairs(owner: "client_id" | "name") {
+  return z.string().transform((value, ctx): ApiKey[] => {
+    const keys: ApiKey[] = [];
+    const owners = new Map<string, string>();
+    for (const [index, raw] of value.split(",").entries()) {
+      const pair = raw.trim();
+      const where = `pair ${index + 1}`;
+      const colon = pair.indexOf(":");
+      const clientId = colon < 0 ? "" : pair.slice(0, colon);
+      const key = colon < 0 ? "" : pair.slice(colon + 1);
+      if (pair.length === 0) {
+        ctx.addIssue({ code: "custom", message: `${where} is empty (a stray comma?); every entry must be ${owner}:key` });
+      } else if (colon < 0) {
+        ctx.addIssue({ code: "custom", message: `${where} is not ${owner}:key` });
+      } else if (!ClientId.safeParse(clientId).success) {
+        ctx.addIssue({ code: "custom", message: `${where}: ${owner} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (1-64); the ${owner} comes first` });
+      } else if (/\s/.test(key)) {
+        ctx.addIssue({ code: "custom", message: `${where}: the key contains whitespace, which a bearer token cannot carry` });
+      } else if (key.length < MIN_API_KEY_LENGTH) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${where}: the key (after the colon) must be at least ${MIN_API_KEY_LENGTH} characters`,
+        });
+      } else if (owners.has(key) && owners.get(key) !== clientId) {
+        ctx.addIssue({ code: "custom", message: `${where}: the same key is already given to ${owner === "client_id" ? "client " : ""}"${owners.get(key)}"` });
+      } else {
+        owners.set(key, clientId);
+        keys.push({ clientId, key });
+      }
     }
-  }
-  return keys;
-});
+    return keys;
+  });
+}
 
 /** Every variable `ix api` reads; the keys are the variable names. */
 export const ApiEnv = z.object({
@@ -57,7 +59,13 @@ export const ApiEnv = z.object({
   IX_API_HOST: envDefault(z.string().trim().min(1), "127.0.0.1"),
   IX_API_PORT: envDefault(envVar.int(0, 65_535), 8080),
   // client_id:key pairs; when set, every /jobs request needs `Authorization: Bearer <key>`.
-  IX_API_KEYS: envDefault(ApiKeys, []),
+  IX_API_KEYS: envDefault(keyPairs("client_id"), []),
+  // name:key pairs of operators: their keys read and act on every client's jobs and sign in to /ui.
+  // Setting only these also turns auth on (then no client key is accepted).
+  IX_ADMIN_KEYS: envDefault(keyPairs("name"), []),
+  // Signs /ui session cookies, so sessions hold across API processes behind one address and across
+  // restarts; unset, each process draws its own at start (a restart signs everyone out).
+  IX_UI_SESSION_SECRET: optionalEnv(z.string().min(32, "must be at least 32 characters")),
   // Larger request bodies are refused with 413 before they are parsed.
   IX_API_BODY_LIMIT_BYTES: envDefault(envVar.int(1_024, 100 * 1_048_576), 1_048_576),
   // The same for POST /jobs/batch, which carries up to 1,000 submissions; each item is still
@@ -101,6 +109,14 @@ export const ApiEnv = z.object({
     }),
     [],
   ),
+}).superRefine((env, ctx) => {
+  // A key in both lists would make its holder a client and an operator at once; neither list wins silently.
+  const clientKeys = new Set(env.IX_API_KEYS.map(({ key }) => key));
+  for (const [index, { key }] of env.IX_ADMIN_KEYS.entries()) {
+    if (clientKeys.has(key)) {
+      ctx.addIssue({ code: "custom", path: ["IX_ADMIN_KEYS"], message: `pair ${index + 1}: the key is also in IX_API_KEYS; an operator key must be its own` });
+    }
+  }
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;
 
@@ -114,6 +130,8 @@ export function apiConfigFromEnv(env: ApiEnv): ApiConfig {
     host: env.IX_API_HOST,
     port: env.IX_API_PORT,
     apiKeys: env.IX_API_KEYS,
+    adminKeys: env.IX_ADMIN_KEYS,
+    ...(env.IX_UI_SESSION_SECRET === undefined ? {} : { uiSessionSecret: env.IX_UI_SESSION_SECRET }),
     bodyLimitBytes: env.IX_API_BODY_LIMIT_BYTES,
     batchBodyLimitBytes: env.IX_API_BATCH_BODY_LIMIT_BYTES,
     workerRegistryDays: env.IX_WORKER_REGISTRY_DAYS,

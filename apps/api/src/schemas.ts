@@ -9,6 +9,7 @@ import {
   RequestId,
   SubmitJobBody,
   SubmitJobsBatchBody,
+  UseCase,
 } from "@ix/contracts";
 import { type CallbackTargetPolicy, createCallbackTargetPolicy, ipLiteralRefusal } from "@ix/contracts/callback-target";
 import { z } from "zod";
@@ -105,11 +106,14 @@ export const JobIdParams = z.strictObject({ job_id: z.uuid().describe("The job_i
  * to the caller's when the API runs with keys.
  */
 export const JobsQuery = ListJobsQuery.extend({
-  client_id: ClientId.optional().describe("Whose jobs; with API keys, defaults to (and must be) the key's client"),
+  client_id: ClientId.optional().describe(
+    "Whose jobs; with a client key, defaults to (and must be) the key's client; with an admin key or without keys, every client's when absent",
+  ),
+  use_case: UseCase.optional().describe("Only jobs of this use_case"),
   request_id: RequestId.optional().describe("Correlation: answer the one job with this request_id"),
 }).superRefine((query, ctx) => {
   if (query.request_id === undefined) return;
-  for (const key of ["status", "cursor"] as const) {
+  for (const key of ["status", "cursor", "use_case"] as const) {
     if (query[key] !== undefined) {
       ctx.addIssue({ code: "custom", path: [key], message: "cannot be combined with request_id" });
     }

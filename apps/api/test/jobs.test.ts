@@ -244,11 +244,14 @@ describe("GET /jobs (list)", () => {
     }
   });
 
-  test("without keys, client_id is required", async ({ database: { db } }) => {
+  test("without keys, client_id is required with request_id (and optional for a listing)", async ({ database: { db } }) => {
     const app = await appFor(db);
     try {
-      const problem = expectProblem(await app.inject({ method: "GET", url: "/jobs" }), 400, "validation");
-      expect(problem.errors).toEqual([{ path: "client_id", message: "required when the API runs without IX_API_KEYS" }]);
+      const problem = expectProblem(await app.inject({ method: "GET", url: "/jobs?request_id=r-1" }), 400, "validation");
+      expect(problem.errors).toEqual([
+        { path: "client_id", message: "required with request_id: a request_id names a job only within its client" },
+      ]);
+      expect((await app.inject({ method: "GET", url: "/jobs" })).json()).toEqual({ items: [], next_cursor: null });
     } finally {
       await app.close();
     }

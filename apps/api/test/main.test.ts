@@ -16,6 +16,7 @@ describe("environment", () => {
       host: "127.0.0.1",
       port: 8080,
       apiKeys: [],
+      adminKeys: [],
       bodyLimitBytes: 1_048_576,
       batchBodyLimitBytes: 16_777_216,
       workerRegistryDays: 7,
@@ -117,8 +118,9 @@ describe("binding without keys", () => {
     for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1"]) expect(isLoopbackHost(host)).toBe(true);
     for (const host of ["0.0.0.0", "::", "10.0.0.5", "example.com", "128.0.0.1"]) {
       expect(isLoopbackHost(host)).toBe(false);
-      expect(() => assertSafeBind({ host, apiKeys: [] })).toThrow(/IX_API_KEYS/);
-      expect(() => assertSafeBind({ host, apiKeys: KEYS })).not.toThrow();
+      expect(() => assertSafeBind({ host, apiKeys: [], adminKeys: [] })).toThrow(/IX_API_KEYS/);
+      expect(() => assertSafeBind({ host, apiKeys: KEYS, adminKeys: [] })).not.toThrow();
+      expect(() => assertSafeBind({ host, apiKeys: [], adminKeys: KEYS })).not.toThrow();
     }
   });
 

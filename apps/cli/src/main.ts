@@ -165,8 +165,8 @@ withWaitFlags(program.command("get"), "follow the job until it is done, error or
 
 program
   .command("jobs")
-  .description("list a client's jobs, newest first")
-  .option("--client <id>", "whose jobs (required without IX_API_KEY; with a key, the key's client)")
+  .description("list jobs, newest first")
+  .option("--client <id>", "whose jobs (default: a client key's own; with an admin key or without keys, every client's)")
   .addOption(new Option("--status <status>", "only jobs in this status").choices(JOB_STATUSES))
   .option("--limit <n>", "print at most this many (pages of up to 200 are read until then)", positiveInt, 50)
   .addOption(new Option("--format <format>", "json: one job per line; table: a column each (default: table on a terminal, else json)").choices(["json", "table"]))

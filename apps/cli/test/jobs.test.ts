@@ -63,20 +63,21 @@ describe("ix jobs", () => {
       const table = await runIx(["jobs", "--client", "billing", "--status", "error", "--format", "table"], env);
       expect(table.code, table.stderr).toBe(0);
       const [header, row, ...rest] = table.stdout.trimEnd().split("\n");
-      expect(header?.split(/\s+/)).toEqual(["JOB_ID", "STATUS", "USE_CASE", "REQUEST_ID", "CREATED_AT", "FINISHED_AT"]);
-      expect(row?.split(/\s+/)).toEqual([failed.job_id, "error", failed.request.use_case, failed.request_id, failed.created_at, failed.finished_at]);
+      expect(header?.split(/\s+/)).toEqual(["JOB_ID", "CLIENT", "STATUS", "USE_CASE", "REQUEST_ID", "CREATED_AT", "FINISHED_AT"]);
+      expect(row?.split(/\s+/)).toEqual([failed.job_id, "billing", "error", failed.request.use_case, failed.request_id, failed.created_at, failed.finished_at]);
       expect(rest).toEqual([]);
     } finally {
       await app.close();
     }
   });
 
-  test("with IX_API_KEY the key's client is listed; without one --client is required (exit 2)", async ({ database: { db } }) => {
+  test("with IX_API_KEY the key's client is listed; an admin key or no key lists every client's", async ({ database: { db } }) => {
     const key = "key-for-billing-0123456789";
-    const { app, env } = await listeningApi(db, { apiKeys: [{ clientId: "billing", key }] });
+    const adminKey = "key-for-the-operator-0123456789";
+    const { app, env } = await listeningApi(db, { apiKeys: [{ clientId: "billing", key }], adminKeys: [{ clientId: "ops", key: adminKey }] });
     try {
       const [own] = await submitted(db, "billing", 1);
-      await submitted(db, "other", 1);
+      const [theirs] = await submitted(db, "other", 1);
       const listed = await runIx(["jobs"], { ...env, IX_API_KEY: key });
       expect(listed.code, listed.stderr).toBe(0);
       expect(lines(listed.stdout).map((job) => job.job_id)).toEqual([own!.job_id]);
@@ -85,9 +86,9 @@ describe("ix jobs", () => {
       expect(other.code).toBe(1);
       expect(other.stderr).toContain("answered 404");
 
-      const unnamed = await runIx(["jobs"], env);
-      expect(unnamed.code).toBe(2);
-      expect(unnamed.stderr).toContain("--client <id> is required without IX_API_KEY");
+      const everyone = await runIx(["jobs"], { ...env, IX_API_KEY: adminKey });
+      expect(everyone.code, everyone.stderr).toBe(0);
+      expect(lines(everyone.stdout).map((job) => job.job_id).sort()).toEqual([own!.job_id, theirs!.job_id].sort());
       const badStatus = await runIx(["jobs", "--client", "billing", "--status", "finished"], env);
       expect(badStatus.code).toBe(2);
       expect(badStatus.stderr).toContain("finished");

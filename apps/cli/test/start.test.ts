@@ -58,6 +58,7 @@ describe("ix start", () => {
       const banner = await waitForOutput(ix, "Press Ctrl-C to stop.");
       expect(banner).toContain(`http://127.0.0.1:${port}`);
       expect(banner).toContain(`http://127.0.0.1:${port}/docs`);
+      expect(banner).toContain(`dashboard http://127.0.0.1:${port}/ui`);
       expect(banner).toContain("curl -s");
 
       const api = { IX_API_URL: `http://127.0.0.1:${port}` };

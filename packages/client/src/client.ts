@@ -26,9 +26,14 @@ export interface Cancelled {
 }
 
 export interface ListOptions extends CallOptions {
-  /** Whose jobs. Required by an API without keys; with a key it is the key's client (another is a 404). */
+  /**
+   * Whose jobs. With a client key it is the key's client (another is a 404); with an admin key
+   * (IX_ADMIN_KEYS) or an API without keys, every client's when left out.
+   */
   clientId?: string;
   status?: JobStatus;
+  /** Only jobs of this use_case. */
+  useCase?: string;
   /** Jobs per page (per request), 1–200; default the API's, 50. */
   pageSize?: number;
   /** Start from a page a previous listing handed out (`next_cursor`). */
@@ -82,10 +87,10 @@ export function createClient(options: ClientOptions): IxClient {
     async getByRequestId(requestId, { clientId, ...callOptions } = {}) {
       return (await call("GET", "/jobs", { ...callOptions, query: { client_id: clientId, request_id: requestId } })).json as Job;
     },
-    async *list({ clientId, status, pageSize, cursor, ...callOptions } = {}) {
+    async *list({ clientId, status, useCase, pageSize, cursor, ...callOptions } = {}) {
       let next: string | undefined = cursor;
       do {
-        const query = { client_id: clientId, status, limit: pageSize, cursor: next };
+        const query = { client_id: clientId, status, use_case: useCase, limit: pageSize, cursor: next };
         const page = (await call("GET", "/jobs", { ...callOptions, query })).json as JobList;
         yield page;
         next = page.next_cursor ?? undefined;

@@ -182,6 +182,11 @@ describe("list", () => {
       const cancelled: Job[] = [];
       for await (const page of client.list({ clientId: "client-a", status: "cancelled" })) cancelled.push(...page.items);
       expect(cancelled.map((job) => job.job_id)).toEqual([created[1]!.job_id]);
+      // Without keys (as with an admin key) leaving clientId out lists every client's; useCase narrows.
+      const everyone: Job[] = [];
+      for await (const page of client.list({ useCase: created[0]!.request.use_case })) everyone.push(...page.items);
+      expect(everyone).toHaveLength(6);
+      for await (const page of client.list({ useCase: "no-such-use-case" })) expect(page.items).toEqual([]);
 
       const resumed: string[] = [];
       for await (const page of client.list({ clientId: "client-a", pageSize: 2, cursor: pages[0]!.next_cursor! })) {
@@ -201,7 +206,7 @@ describe("list", () => {
     }
   });
 
-  test("bad queries are the API's 400s: a client_id missing without keys, a page too large, a forged cursor", async ({
+  test("bad queries are the API's 400s: a request_id without client_id, a page too large, a forged cursor", async ({
     database: { db },
   }) => {
     const { app, base } = await listeningApi(db);
@@ -212,7 +217,7 @@ describe("list", () => {
           // only the first request matters here
         }
       };
-      expect((await problemOf(drain({}), 400)).problem?.errors?.[0]?.path).toBe("client_id");
+      expect((await problemOf(client.getByRequestId("r-1"), 400)).problem?.errors?.[0]?.path).toBe("client_id");
       expect((await problemOf(drain({ clientId: "client-a", pageSize: 201 }), 400)).problem?.errors?.[0]?.path).toBe("limit");
       await problemOf(drain({ clientId: "client-a", cursor: "forged" }), 400);
     } finally {

@@ -100,6 +100,11 @@ export const ixJobs = pgTable(
       .where(sql`${t.callbackNextAttemptAt} is not null`),
     // Serves the per-client listing, newest first (keyset pagination, scanned backwards).
     index("ix_jobs_client_created_idx").on(t.clientId, t.createdAt, t.jobId),
+    // Serves the operator's failed jobs (the dashboard's listing and bulk retry) across clients, newest or
+    // oldest first. Partial: only rows that ended `error` have entries, so the rest of the table's writes never touch it.
+    index("ix_jobs_failed_idx")
+      .on(t.createdAt, t.jobId)
+      .where(sql`${t.status} = 'error'`),
     // Serves pruning: terminal rows by age.
     index("ix_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
     check("ix_jobs_status_valid", sql`${t.status} in ${oneOf(JOB_STATUSES)}`),

@@ -71,3 +71,29 @@ export async function pruneStale(db: Executor, window: RegistryWindow): Promise<
     .returning({ id: ixWorkers.id });
   return rows.length;
 }
+
+/** A worker process as the registry last saw it. */
+export interface LiveWorker {
+  id: string;
+  host: string;
+  pid: number;
+  useCases: string[];
+  concurrency: number;
+  startedAt: Date;
+  lastSeenAt: Date;
+}
+
+/**
+ * Workers seen within `withinSeconds` (a live worker refreshes its row every third of its lease), newest
+ * first; at most 500, since the registry keeps rows of stopped workers for IX_WORKER_REGISTRY_DAYS.
+ */
+export async function liveWorkers(db: Executor, { withinSeconds, now }: { withinSeconds: number; now?: Date }): Promise<LiveWorker[]> {
+  if (!(withinSeconds > 0)) throw new RangeError(`withinSeconds must be positive, got ${withinSeconds}`);
+  const at = clock(now);
+  return db
+    .select()
+    .from(ixWorkers)
+    .where(sql`${ixWorkers.lastSeenAt} > ${at} - make_interval(secs => ${withinSeconds}::float8)`)
+    .orderBy(sql`${ixWorkers.startedAt} desc`)
+    .limit(500);
+}

@@ -1,7 +1,7 @@
 import { Job } from "@ix/contracts";
 import { type Database, jobs } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { Caller } from "../auth.ts";
+import { type Caller, clientScope } from "../auth.ts";
 import { problem, sendProblem } from "../problems.ts";
 import { JobIdParams } from "../schemas.ts";
 import { describedProblemResponses, jsonResponse } from "./responses.ts";
@@ -12,9 +12,10 @@ export interface JobControlRoutesOptions {
   authenticated: boolean;
 }
 
-/** The same tenant rule as a read: a client acts only on its own jobs; without keys anyone acts on any. */
+/** The same tenant rule as a read: a client acts only on its own jobs; an operator, or anyone without keys, on any. */
 function scope(caller: Caller): { clientId?: string } {
-  return caller.kind === "client" ? { clientId: caller.clientId } : {};
+  const clientId = clientScope(caller);
+  return clientId === undefined ? {} : { clientId };
 }
 
 /**
@@ -32,8 +33,9 @@ export const jobControlRoutes: FastifyPluginAsyncZod<JobControlRoutesOptions> = 
         summary: "Cancel a job",
         description:
           "A pending job is cancelled at once (200). A running job gets cancel_requested_at (202): its worker stops the run " +
-          "and stores the job cancelled. The cancelled job's response.error says who cancelled it (its client, with a key; " +
-          "an operator, on an API without keys), and its callback is sent like any ending. A job that already ended is a 409.",
+          "and stores the job cancelled. The cancelled job's response.error says who cancelled it (its client, with a client key; " +
+          "an operator, with an admin key or on an API without keys), and its callback is sent like any ending. A job that already ended is a 409. " +
+          "A client key acts only on its own client's jobs (another's is a 404); an admin key on every client's.",
         tags: ["jobs"],
         security,
         params: JobIdParams,
@@ -81,7 +83,7 @@ export const jobControlRoutes: FastifyPluginAsyncZod<JobControlRoutesOptions> = 
         description:
           "The job goes back to pending with the same job_id, due now: its errors are kept, the run that ended it counts in " +
           "attempts, and one more run is allowed (a numeric max_attempts is raised by one). Its callback is sent again when it " +
-          "ends. Any other status is a 409.",
+          "ends. Any other status is a 409. A client key acts only on its own client's jobs (another's is a 404); an admin key on every client's.",
         tags: ["jobs"],
         security,
         params: JobIdParams,

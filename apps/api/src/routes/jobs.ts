@@ -2,7 +2,7 @@ import { Job, JobList } from "@ix/contracts";
 import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Caller } from "../auth.ts";
+import { type Caller, clientScope } from "../auth.ts";
 import { problem, sendProblem } from "../problems.ts";
 import { JobIdParams, JobsQuery, type submitJobRequest } from "../schemas.ts";
 import { judgeSubmissions } from "../submission.ts";
@@ -22,9 +22,10 @@ export interface JobRoutesOptions {
   registry: UseCaseRegistry;
 }
 
-/** A job is visible to its own client, or to anyone when the API runs without keys. */
+/** A job is visible to its own client, to an operator, or to anyone when the API runs without keys. */
 function visibleTo(caller: Caller, job: Job): boolean {
-  return caller.kind === "anonymous" || caller.clientId === job.client_id;
+  const scope = clientScope(caller);
+  return scope === undefined || scope === job.client_id;
 }
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
@@ -97,9 +98,11 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
       schema: {
         summary: "Find a job by request_id, or list jobs newest first",
         description:
-          "With request_id: the one job for (client_id, request_id), or 404. Without: a page of the client's jobs, " +
-          "newest first; pass next_cursor back as cursor for the next page (null on the last page). " +
-          "client_id is required when the API runs without keys; with keys it defaults to the key's client.",
+          "With request_id: the one job for (client_id, request_id), or 404. Without: a page of jobs, newest first, " +
+          "narrowed by status and use_case; pass next_cursor back as cursor for the next page (null on the last page). " +
+          "A client key sees only its own client's jobs (client_id defaults to, and must be, the key's client). " +
+          "An admin key (IX_ADMIN_KEYS), or any caller of an API without keys, sees every client's: client_id narrows " +
+          "the list to one client, and is required with request_id.",
         tags: ["jobs"],
         security,
         querystring: JobsQuery,
@@ -111,25 +114,21 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
     },
     async (request, reply) => {
       const query = request.query;
-      const caller = request.caller;
-      let clientId: string;
-      if (caller.kind === "client") {
-        if (query.client_id !== undefined && query.client_id !== caller.clientId) {
-          return sendProblem(reply, problem("not-found", `no jobs of client "${query.client_id}" are visible to this key`));
-        }
-        clientId = caller.clientId;
-      } else if (query.client_id === undefined) {
-        return sendProblem(
-          reply,
-          problem("validation", "the query string has 1 invalid field(s)", {
-            errors: [{ path: "client_id", message: "required when the API runs without IX_API_KEYS" }],
-          }),
-        );
-      } else {
-        clientId = query.client_id;
+      const own = clientScope(request.caller);
+      if (own !== undefined && query.client_id !== undefined && query.client_id !== own) {
+        return sendProblem(reply, problem("not-found", `no jobs of client "${query.client_id}" are visible to this key`));
       }
+      const clientId = own ?? query.client_id;
 
       if (query.request_id !== undefined) {
+        if (clientId === undefined) {
+          return sendProblem(
+            reply,
+            problem("validation", "the query string has 1 invalid field(s)", {
+              errors: [{ path: "client_id", message: "required with request_id: a request_id names a job only within its client" }],
+            }),
+          );
+        }
         const job = await jobs.getByCorrelation(db, { clientId, requestId: query.request_id });
         if (job === null) {
           return sendProblem(reply, problem("not-found", `no job with request_id "${query.request_id}" for client "${clientId}"`));
@@ -139,7 +138,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
 
       // A bad cursor throws InvalidCursorError, which the error handler answers 400.
       const page = await jobs.listJobs(db, {
-        clientId,
+        ...(clientId === undefined ? {} : { clientId }),
+        ...(query.use_case === undefined ? {} : { useCase: query.use_case }),
         limit: query.limit,
         ...(query.status === undefined ? {} : { status: query.status }),
         ...(query.cursor === undefined ? {} : { cursor: query.cursor }),

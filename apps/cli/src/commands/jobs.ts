@@ -1,7 +1,6 @@
 import type { Job, JobStatus } from "@ix/client";
 import { clientFor } from "../client.ts";
 import type { CliEnv } from "../env.ts";
-import { UsageError } from "../usage-error.ts";
 
 export interface JobsOptions {
   client?: string;
@@ -15,6 +14,7 @@ const MAX_PAGE = 200;
 
 const COLUMNS: Array<[string, (job: Job) => string]> = [
   ["JOB_ID", (job) => job.job_id],
+  ["CLIENT", (job) => job.client_id],
   ["STATUS", (job) => job.status],
   ["USE_CASE", (job) => job.request.use_case],
   ["REQUEST_ID", (job) => job.request_id],
@@ -29,15 +29,12 @@ function table(jobs: Job[]): string {
 }
 
 /**
- * `ix jobs`: a client's jobs, newest first, reading pages of GET /jobs until
- * --limit jobs are printed or none are left. JSON Lines (one job a line) for
- * scripts, a table for a person at a terminal. With a key, the key's client;
- * without one the API lists a named client's jobs only, so --client is needed.
+ * `ix jobs`: jobs newest first, reading pages of GET /jobs until --limit jobs
+ * are printed or none are left. JSON Lines (one job a line) for scripts, a
+ * table for a person at a terminal. Without --client: a client key's own jobs,
+ * or every client's with an admin key (IX_ADMIN_KEYS) or against an API without keys.
  */
 export async function listJobs(env: CliEnv, options: JobsOptions): Promise<void> {
-  if (options.client === undefined && env.IX_API_KEY === undefined) {
-    throw new UsageError("--client <id> is required without IX_API_KEY (with a key, ix lists the key's client's jobs)");
-  }
   const format = options.format ?? (process.stdout.isTTY ? "table" : "json");
   const listing = clientFor(env).list({
     ...(options.client === undefined ? {} : { clientId: options.client }),

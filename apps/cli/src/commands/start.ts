@@ -181,6 +181,7 @@ function banner(apiEnv: ApiEnv, base: string, database: string): string {
     `ix is running`,
     `  API       ${base}`,
     `  docs      ${base}/docs`,
+    `  dashboard ${base}/ui${apiEnv.IX_ADMIN_KEYS.length > 0 ? " (sign in with a key from IX_ADMIN_KEYS)" : apiEnv.IX_API_KEYS.length > 0 ? " (needs IX_ADMIN_KEYS to sign in)" : ""}`,
     `  database  ${database}`,
     "",
     "Submit a job:",

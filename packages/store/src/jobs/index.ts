@@ -31,7 +31,9 @@ export {
   type InsertPendingResult,
 } from "./insert.ts";
 export { pruneTerminal } from "./prune.ts";
-export { get, getByCorrelation, InvalidCursorError, listJobs, type ReadOptions } from "./read.ts";
+export { get, getByCorrelation, inspect, InvalidCursorError, type JobInspection, listJobs, type ListJobsParams, type ReadOptions } from "./read.ts";
+export { OVERVIEW_WINDOW_MINUTES, queueOverview, type QueueOverview } from "./overview.ts";
+export { countFailed, type FailedJobsFilter, RETRY_FAILED_LIMIT, retryFailed } from "./retry-failed.ts";
 export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease.ts";
 export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue.ts";
 export { retry, type RetryParams, type RetryResult } from "./retry.ts";

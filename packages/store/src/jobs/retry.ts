@@ -1,5 +1,5 @@
 import type { Job } from "@ix/contracts";
-import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Executor } from "../db.ts";
 import { decideManualRetry } from "../lifecycle.ts";
@@ -24,7 +24,28 @@ export type RetryResult =
 const Uuid = z.uuid();
 
 /** Only a job that ended without a result can be retried by hand. */
-const RETRYABLE_STATUSES = ["error", "cancelled"] as const;
+export const RETRYABLE_STATUSES = ["error", "cancelled"] as const;
+
+/**
+ * What a manual retry sets besides attempts and max_attempts (`lifecycle.decideManualRetry`), for one job
+ * here and for many in `retry-failed.ts`: pending, due at `at`, run times and response cleared, callback
+ * state reset so the next ending is delivered again.
+ */
+export function manualRetryReset(at: SQL) {
+  return {
+    status: "pending" as const,
+    runAt: at,
+    startedAt: null,
+    finishedAt: null,
+    response: null,
+    cancelRequestedAt: null,
+    cancelRequestedBy: null,
+    callbackStatus: null,
+    callbackAttempts: 0,
+    callbackNextAttemptAt: null,
+    callbackLastError: null,
+  };
+}
 
 /**
  * A manual retry: a job that ended `error` or `cancelled` goes back to
@@ -53,21 +74,7 @@ export async function retry(db: Executor, { jobId, clientId, now }: RetryParams)
     const { attempts, maxAttempts } = decideManualRetry(job);
     const [retried] = await tx
       .update(ixJobs)
-      .set({
-        status: "pending",
-        attempts,
-        maxAttempts,
-        runAt: at,
-        startedAt: null,
-        finishedAt: null,
-        response: null,
-        cancelRequestedAt: null,
-        cancelRequestedBy: null,
-        callbackStatus: null,
-        callbackAttempts: 0,
-        callbackNextAttemptAt: null,
-        callbackLastError: null,
-      })
+      .set({ ...manualRetryReset(at), attempts, maxAttempts })
       .where(and(eq(ixJobs.jobId, jobId), inArray(ixJobs.status, [...RETRYABLE_STATUSES])))
       .returning({ ...getTableColumns(ixJobs), notified: sql`pg_notify(${PENDING_CHANNEL}, '')` });
     if (!retried) throw new Error(`job ${jobId} changed under its row lock`);

@@ -1,0 +1,1 @@
+CREATE INDEX "ix_jobs_failed_idx" ON "ix_jobs" USING btree ("created_at","job_id") WHERE "ix_jobs"."status" = 'error';
