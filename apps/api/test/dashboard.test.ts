@@ -1,7 +1,7 @@
 import { jobs } from "@ix/store";
-import { insertJob, sampleRequest, test } from "@ix/testing";
+import { insertJob, registerTestWorker, sampleRequest, test } from "@ix/testing";
 import { describe, expect } from "vitest";
-import { KEY_A, KEYS, listeningApp, registerWorker } from "./fixtures.ts";
+import { KEY_A, KEYS, listeningApp } from "./fixtures.ts";
 
 // The dashboard over real sockets: sign-in, sessions, CSRF, escaping, the pages and their actions.
 // The browser test (tools/ui-e2e) drives the same pages in Chromium against `ix start`.
@@ -248,7 +248,7 @@ describe("pages", () => {
   });
 
   test("the overview counts by use_case and status, charts the hour and lists live workers", async ({ database: { db } }) => {
-    await registerWorker(db, ["extract_fields", "ocr"]);
+    await registerTestWorker(db, ["extract_fields", "ocr"]);
     await insertJob(db, { request: sampleRequest({ use_case: "ocr" }) });
     await insertJob(db, { status: "done" });
     await insertJob(db, { status: "error" });
