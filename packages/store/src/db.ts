@@ -27,6 +27,14 @@ export interface PoolOptions {
  * reports an unreachable database, not a failed statement.
  */
 class AddressedClient extends pg.Client {
+  constructor(config?: pg.ClientConfig) {
+    super(config);
+    // A backend that dies while this client is checked out makes pg emit 'error' here, and the pool
+    // listens only while the client is idle: unhandled, that would crash the process. The statement
+    // in flight (or the next one) fails with the error, and release drops the dead client.
+    this.on("error", () => {});
+  }
+
   override connect(): Promise<pg.Client>;
   override connect(callback: ((err: Error) => void) | ((err: null, client: pg.Client) => void)): void;
   // biome-ignore lint/suspicious/noExplicitAny: pg's callback is typed as a union of two signatures; it is called as either.
