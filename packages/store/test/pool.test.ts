@@ -1,4 +1,4 @@
-import { connect, sql } from "../src/index.ts";
+import { connect, ixJobs, sql } from "../src/index.ts";
 import { describe, expect } from "vitest";
 import { test } from "./fixtures.ts";
 
@@ -54,5 +54,56 @@ describe("transactions whose connection is already dead", () => {
     expect(failures.length).toBeGreaterThan(0);
     const ended = db.$client.end().then(() => "ended");
     expect(await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5_000, "hung"))])).toBe("ended");
+  });
+});
+
+describe("pool modes", () => {
+  const timedOut = { cause: { code: "57014" } }; // query_canceled by statement_timeout
+
+  test("session mode sets the statement timeout once per connection, before its first statement", async ({ database }) => {
+    const db = connect(database.url, { max: 1, statementTimeoutMillis: 200 });
+    try {
+      // The very first statement of a fresh connection is already bounded.
+      await expect(db.execute(sql`select pg_sleep(2)`)).rejects.toMatchObject(timedOut);
+      expect((await db.execute<{ t: string }>(sql`select current_setting('statement_timeout') as t`)).rows).toEqual([{ t: "200ms" }]);
+      await expect(db.transaction((tx) => tx.execute(sql`select pg_sleep(2)`))).rejects.toMatchObject(timedOut);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("transaction mode keeps no session state: the timeout is SET LOCAL per transaction and statements go unnamed", async ({ database }) => {
+    const db = connect(database.url, { max: 1, statementTimeoutMillis: 200, poolMode: "transaction" });
+    try {
+      await expect(db.execute(sql`select pg_sleep(2)`)).rejects.toMatchObject(timedOut);
+      await expect(db.transaction((tx) => tx.execute(sql`select pg_sleep(2)`))).rejects.toMatchObject(timedOut);
+      // Bounded within each statement's own transaction, while the connection itself stays at the server's default.
+      expect((await db.execute<{ t: string }>(sql`select current_setting('statement_timeout') as t`)).rows).toEqual([{ t: "200ms" }]);
+      const client = await db.$client.connect();
+      try {
+        expect((await client.query("show statement_timeout")).rows).toEqual([{ statement_timeout: "0" }]);
+      } finally {
+        client.release();
+      }
+      // A named statement (the store's batch insert is one) leaves nothing prepared on the connection.
+      const named = db.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named");
+      await named.execute();
+      await db.transaction((tx) => tx.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named").execute());
+      expect((await db.execute(sql`select name from pg_prepared_statements`)).rows).toEqual([]);
+      // The same timeout holds for work that fits in it, and a failed statement leaves the connection usable.
+      expect((await db.execute<{ one: number }>(sql`select 1 as one`)).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("session mode keeps named statements prepared per connection", async ({ database }) => {
+    const db = connect(database.url, { max: 1 });
+    try {
+      await db.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named").execute();
+      expect((await db.execute(sql`select name from pg_prepared_statements`)).rows).toEqual([{ name: "ix_pool_test_named" }]);
+    } finally {
+      await db.close();
+    }
   });
 });
