@@ -238,9 +238,11 @@ describe("behind PgBouncer in transaction pooling mode", () => {
       await waitFor("every accepted job done", async () => (await statusCounts(database.db)).done === accepted.length, { timeoutMs: 60_000, intervalMs: 200 });
       const drainMs = Date.now() - drainFrom;
       expect(await statusCounts(database.db)).toEqual({ done: accepted.length });
-      const rows = await database.db.execute<{ request_id: string; attempts: number; has_result: boolean }>(
-        sql`select request_id, attempts, response is not null and response->'result' is not null as has_result from ix_jobs where client_id = 'pgb'`,
+      const rows = await database.db.execute<{ request_id: string; attempts: number; has_result: boolean; errors: Array<{ error: string }> }>(
+        sql`select request_id, attempts, response is not null and response->'result' is not null as has_result, errors from ix_jobs where client_id = 'pgb'`,
       );
+      // Why each rerun happened, as the job's own error history says.
+      const rerunBecause = [...new Set(rows.rows.flatMap((r) => r.errors.map((e) => e.error)))];
       expect(rows.rows.map((r) => r.request_id).sort()).toEqual([...accepted].sort());
       expect(rows.rows.filter((r) => !r.has_result)).toEqual([]);
       const attempts = rows.rows.map((r) => r.attempts);
@@ -263,6 +265,7 @@ describe("behind PgBouncer in transaction pooling mode", () => {
         answers_503_while_down: unavailable,
         submissions_retried_after_503: retried503,
         rerun_after_restart: attempts.filter((n) => n > 0).length,
+        rerun_because: JSON.stringify(rerunBecause),
         processes_restarted: 0,
         stop_all_ms: stopMs,
       });
