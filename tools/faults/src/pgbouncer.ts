@@ -37,7 +37,8 @@ function quote(value: string): string {
  * server, logging in as the URL's user. No startup parameter is ignored
  * (`ignore_startup_parameters` is empty): a client that sends one, as ix once
  * sent statement_timeout, is refused as it would be in production.
- * PgBouncer refuses to run as root, so under root it runs as `postgres`.
+ * PgBouncer refuses to run as root, so under root it runs as `nobody`, which
+ * every Debian machine has (a CI machine whose PostgreSQL is embedded may have no `postgres` user).
  */
 export async function startPgBouncer(upstreamUrl: string, { poolSize = 20 }: { poolSize?: number } = {}): Promise<PgBouncer> {
   await access(PGBOUNCER).catch(() => {
@@ -47,7 +48,7 @@ export async function startPgBouncer(upstreamUrl: string, { poolSize = 20 }: { p
   const user = decodeURIComponent(upstream.username || "postgres");
   const password = decodeURIComponent(upstream.password);
   const dir = await mkdtemp(join(tmpdir(), "ix-pgbouncer-"));
-  // As root PgBouncer runs as postgres, which must read the directory's files.
+  // As root PgBouncer runs as nobody, which must read the directory's files.
   await chmod(dir, 0o755);
   const port = await freePort();
   const server = [`host=${upstream.hostname.replace(/^\[|\]$/g, "")}`, `port=${upstream.port || "5432"}`, `user=${user}`];
@@ -87,7 +88,7 @@ export async function startPgBouncer(upstreamUrl: string, { poolSize = 20 }: { p
 
   async function start(): Promise<void> {
     if (child) throw new Error("PgBouncer is already running");
-    const asRoot = process.getuid?.() === 0 ? ["-u", "postgres"] : [];
+    const asRoot = process.getuid?.() === 0 ? ["-u", "nobody"] : [];
     const started = spawn(PGBOUNCER, [...asRoot, ini], { stdio: ["ignore", "pipe", "pipe"] });
     child = started;
     started.stdout?.on("data", (chunk: Buffer) => {
