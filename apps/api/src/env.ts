@@ -1,6 +1,7 @@
 import { ClientId, envDefault, envVar, optionalEnv, parseEnv, workerRegistryDaysEnv } from "@ix/contracts";
 import { LOG_FORMATS } from "@ix/process";
 import { parseAllowedHosts } from "@ix/contracts/callback-target";
+import { POOL_MODES } from "@ix/store";
 import { z } from "zod";
 import type { ApiConfig, ApiKey } from "./config.ts";
 
@@ -55,6 +56,9 @@ function keyPairs(owner: "client_id" | "name") {
 export const ApiEnv = z.object({
   // The database. Required by `ix api`; `ix start` supplies its embedded one.
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
+  // `transaction` when IX_POSTGRES_URL reaches a transaction pooler (PgBouncer pool_mode=transaction):
+  // no session state on its connections (docs/ARCHITECTURE.md, "Behind a pooler").
+  IX_POSTGRES_POOL_MODE: envDefault(z.enum(POOL_MODES), "session"),
   // Bind address. Without IX_API_KEYS only a loopback address is allowed.
   IX_API_HOST: envDefault(z.string().trim().min(1), "127.0.0.1"),
   IX_API_PORT: envDefault(envVar.int(0, 65_535), 8080),
@@ -152,6 +156,7 @@ export function apiPoolOptionsFromEnv(env: ApiEnv) {
     max: env.IX_API_DB_POOL_SIZE,
     connectionTimeoutMillis: env.IX_API_DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMillis: env.IX_API_STATEMENT_TIMEOUT_MS,
+    poolMode: env.IX_POSTGRES_POOL_MODE,
     applicationName: "ix-api",
   };
 }

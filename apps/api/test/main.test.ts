@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "@ix/contracts";
 import { test } from "@ix/testing";
 import { describe, expect, test as plainTest } from "vitest";
-import { ApiEnv, apiConfigFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src/index.ts";
+import { ApiEnv, apiConfigFromEnv, apiPoolOptionsFromEnv, assertSafeBind, isLoopbackHost, parseApiEnv, runApiMain } from "../src/index.ts";
 import { KEYS } from "./fixtures.ts";
 
 const KEYS_ENV = "client-a:key-for-client-a-0123456789, client-b:key-for-client-b-9876543210";
@@ -30,6 +30,17 @@ describe("environment", () => {
       callbackAllowedHosts: [],
     });
     expect(env.IX_POSTGRES_URL).toBeUndefined();
+  });
+
+  plainTest("IX_POSTGRES_POOL_MODE reaches the pool settings; anything but session or transaction is refused", () => {
+    expect(apiPoolOptionsFromEnv(parseApiEnv({}))).toMatchObject({ poolMode: "session", statementTimeoutMillis: 5_000 });
+    expect(apiPoolOptionsFromEnv(parseApiEnv({ IX_POSTGRES_POOL_MODE: "transaction" }))).toMatchObject({ poolMode: "transaction" });
+    try {
+      parseApiEnv({ IX_POSTGRES_POOL_MODE: "statement" });
+      expect.unreachable("a ConfigError");
+    } catch (error) {
+      expect((error as ConfigError).problems.map((p) => p.variable)).toEqual(["IX_POSTGRES_POOL_MODE"]);
+    }
   });
 
   plainTest("IX_API_KEYS parses client_id:key pairs, several keys per client allowed", () => {

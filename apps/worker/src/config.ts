@@ -1,4 +1,4 @@
-import { lifecycle } from "@ix/store";
+import { lifecycle, type PoolMode } from "@ix/store";
 import type { ResolveHost } from "./callback-sender.ts";
 
 /**
@@ -39,6 +39,13 @@ export interface WorkerConfig {
   pollIntervalSeconds: number;
   /** How long stop() waits for in-flight work (IX_SHUTDOWN_GRACE_SECONDS). */
   shutdownGraceSeconds: number;
+  /** What the database URL reaches (IX_POSTGRES_POOL_MODE): `transaction` for a transaction pooler, where nothing may keep session state. */
+  poolMode: PoolMode;
+  /**
+   * Direct PostgreSQL URL for the LISTEN connection (IX_LISTEN_URL). Null: LISTEN on a connection of
+   * the worker's pool, or, in transaction mode, not at all: the worker then finds work by polling.
+   */
+  listenUrl: string | null;
   /** How long a claimed run is leased (IX_LEASE_SECONDS); the rescuer takes back runs whose lease ran out. */
   leaseSeconds: number;
   callback: CallbackConfig;
@@ -106,6 +113,8 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   sweepIntervalSeconds: 30,
   pollIntervalSeconds: 2,
   shutdownGraceSeconds: 30,
+  poolMode: "session",
+  listenUrl: null,
   leaseSeconds: lifecycle.DEFAULT_LEASE_SECONDS,
   callback: Object.freeze({
     secret: null,
@@ -144,6 +153,6 @@ export function workerConfig(overrides: WorkerConfigOverrides = {}): WorkerConfi
  * claim, one completion flush and the callback deliveries at once (pipelines
  * use none). `ix worker` and `ix start` both connect with these.
  */
-export function workerPoolOptions(config: WorkerConfig): { applicationName: string; max: number } {
-  return { applicationName: "ix-worker", max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)) };
+export function workerPoolOptions(config: WorkerConfig): { applicationName: string; max: number; poolMode: PoolMode } {
+  return { applicationName: "ix-worker", max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)), poolMode: config.poolMode };
 }

@@ -1,5 +1,6 @@
 import { envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
 import { LOG_FORMATS } from "@ix/process";
+import { POOL_MODES } from "@ix/store";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy.ts";
 import { DEFAULT_WORKER_CONFIG as D, PIPELINE_ISOLATIONS, type WorkerConfig } from "./config.ts";
@@ -66,6 +67,10 @@ function parseCap(entry: string, index: number, caps: Record<string, number>): {
 export const WorkerEnv = z.object({
   /** The database; required by `ix worker` (ix start embeds one when unset). */
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
+  /** `transaction` when IX_POSTGRES_URL reaches a transaction pooler: no session state, and LISTEN only through IX_LISTEN_URL. */
+  IX_POSTGRES_POOL_MODE: envDefault(z.enum(POOL_MODES), D.poolMode),
+  /** A direct PostgreSQL URL for the LISTEN connection, when IX_POSTGRES_URL is a transaction pooler that cannot carry one. */
+  IX_LISTEN_URL: optionalEnv(envVar.postgresUrl()),
   /** Jobs in flight per worker process. */
   IX_WORKER_CONCURRENCY: envDefault(envVar.int(1, 1024), D.concurrency),
   /** The use_cases this worker claims, comma-separated; unset: every registered pipeline's. */
@@ -168,6 +173,8 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     maxAttempts: env.IX_MAX_ATTEMPTS,
     sweepIntervalSeconds: env.IX_SWEEP_INTERVAL_SECONDS,
     pollIntervalSeconds: env.IX_WORKER_POLL_INTERVAL_SECONDS,
+    poolMode: env.IX_POSTGRES_POOL_MODE,
+    listenUrl: env.IX_LISTEN_URL ?? null,
     shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
     leaseSeconds: env.IX_LEASE_SECONDS,
     callback: {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { type Database, isTransientDbError, jobs, logSerializers, workers } from "@ix/store";
+import { createPool, type Database, isTransientDbError, jobs, logSerializers, workers } from "@ix/store";
 import { type Logger, pino } from "pino";
 import { createCallbackSender } from "./callback-sender.ts";
 import { createCallbackTargetPolicy } from "./callback-target-policy.ts";
@@ -124,6 +124,50 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   /** Ends the start-up registration's retries when the worker is stopped meanwhile. */
   const stopStarting = new AbortController();
 
+  /**
+   * LISTEN needs a session of its own, which a transaction pooler cannot give
+   * (docs/ARCHITECTURE.md, "Behind a pooler"): it uses IX_LISTEN_URL when set,
+   * else a connection of the worker's pool, except in transaction mode, where
+   * the worker relies on its poll alone.
+   */
+  function listen(): PendingListener | null {
+    if (!config.listenUrl && config.poolMode === "transaction") {
+      log.info(
+        { pollIntervalSeconds: config.pollIntervalSeconds },
+        "not listening for NOTIFY: IX_POSTGRES_POOL_MODE=transaction and no IX_LISTEN_URL; finding work by polling",
+      );
+      return null;
+    }
+    const pool = config.listenUrl
+      ? createPool(config.listenUrl, {
+          max: 1,
+          applicationName: "ix-worker-listen",
+          // Never idle (the listener holds or destroys it), so this is not expected; logged if it happens.
+          onIdleError: (error) => log.debug({ err: error }, "LISTEN pool: idle connection lost"),
+        })
+      : db.$client;
+    const pending = listenForPending({
+      pool,
+      channels: {
+        [jobs.PENDING_CHANNEL]: () => runner.wake(),
+        // The payload is a job id; one this worker does not hold is another worker's to stop.
+        [jobs.CANCEL_CHANNEL]: (jobId) => {
+          if (jobId) runner.cancelRuns([jobId]);
+        },
+      },
+      // Cancels sent while no one listened are found by the next lease renewal.
+      onListening: runner.wake,
+      log,
+    });
+    if (pool === db.$client) return pending;
+    return {
+      async close() {
+        await pending.close();
+        await pool.end();
+      },
+    };
+  }
+
   async function start(): Promise<void> {
     if (started) throw new Error("worker already started");
     if (stopping) throw new Error("a stopped worker cannot be restarted; create a new one");
@@ -164,19 +208,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     }
     await rescuer.start();
     if (stopping) return; // stopped during the first rescue: nothing more to start
-    listener = listenForPending({
-      pool: db.$client,
-      channels: {
-        [jobs.PENDING_CHANNEL]: () => runner.wake(),
-        // The payload is a job id; one this worker does not hold is another worker's to stop.
-        [jobs.CANCEL_CHANNEL]: (jobId) => {
-          if (jobId) runner.cancelRuns([jobId]);
-        },
-      },
-      // Cancels sent while no one listened are found by the next lease renewal.
-      onListening: runner.wake,
-      log,
-    });
+    listener = listen();
     poll = setInterval(() => {
       runner.wake();
       dispatcher.wake();

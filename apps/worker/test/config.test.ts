@@ -115,6 +115,15 @@ describe("parseWorkerEnv", () => {
     },
   );
 
+  it("IX_POSTGRES_POOL_MODE and IX_LISTEN_URL: the pool mode and the LISTEN connection's URL; bad values name the variable", () => {
+    expect(workerConfigFromEnv(parseWorkerEnv({}))).toMatchObject({ poolMode: "session", listenUrl: null });
+    const config = workerConfigFromEnv(parseWorkerEnv({ IX_POSTGRES_POOL_MODE: "transaction", IX_LISTEN_URL: "postgres://ix@db:5432/ix" }));
+    expect(config).toMatchObject({ poolMode: "transaction", listenUrl: "postgres://ix@db:5432/ix" });
+    const error = configError({ IX_POSTGRES_POOL_MODE: "statement", IX_LISTEN_URL: "mysql://db/ix" });
+    expect(error.problems.map((p) => p.variable).sort()).toEqual(["IX_LISTEN_URL", "IX_POSTGRES_POOL_MODE"]);
+    expect(error.problems.find((p) => p.variable === "IX_POSTGRES_POOL_MODE")?.message).toMatch(/session.*transaction/);
+  });
+
   it("IX_WORKER_USE_CASES unset claims every registered pipeline's use_case; no caps unless IX_USE_CASE_CONCURRENCY", () => {
     expect(workerConfigFromEnv(parseWorkerEnv({}))).toMatchObject({ useCases: null, useCaseConcurrency: {} });
     expect(workerConfigFromEnv(parseWorkerEnv({ IX_USE_CASE_CONCURRENCY: "" })).useCaseConcurrency).toEqual({});

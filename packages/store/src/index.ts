@@ -1,4 +1,5 @@
 export * from "./db.ts";
+export { createPool, POOL_MODES, type PoolMode, type PoolOptions } from "./pool.ts";
 export * from "./errors.ts";
 export * as jobs from "./jobs/index.ts";
 export * as workers from "./workers.ts";

@@ -1,0 +1,109 @@
+import { connect, ixJobs, sql } from "../src/index.ts";
+import { describe, expect } from "vitest";
+import { test } from "./fixtures.ts";
+
+/** Ends `pid`'s backend from another connection, as a restarting server or an operator would. */
+async function terminate(admin: { execute: (query: ReturnType<typeof sql>) => Promise<unknown> }, pid: number): Promise<void> {
+  await admin.execute(sql`select pg_terminate_backend(${pid})`);
+}
+
+describe("connections that die while checked out", () => {
+  test("a backend killed mid-transaction fails the statement in flight and the process lives on", async ({ database }) => {
+    const db = database.connect({ max: 2 });
+    const admin = database.connect({ max: 1 });
+    const failure = db
+      .transaction(async (tx) => {
+        const { rows } = await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`);
+        const sleeping = tx.execute(sql`select pg_sleep(30)`);
+        await terminate(admin, rows[0]!.pid);
+        await sleeping;
+      })
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    // Unhandled, the client's 'error' event would crash the test process instead.
+    // The statement's own failure, not the rollback's that follows it on the dead connection.
+    expect(await failure).toMatchObject({ cause: { code: "57P01" } }); // admin_shutdown
+    // The dead client is gone from the pool; the next statement gets a fresh connection.
+    expect((await db.execute<{ one: number }>(sql`select 1 as one`)).rows).toEqual([{ one: 1 }]);
+    expect(db.$client.totalCount).toBe(1);
+  });
+});
+
+describe("transactions whose connection is already dead", () => {
+  test("a begin that fails gives its connection back to the pool, so the pool still ends", async ({ database }) => {
+    // Not the fixture's: this test ends the pool itself, and a leaked connection would hang the fixture's teardown.
+    const db = connect(database.url, { max: 4, applicationName: "ix-pool-test" });
+    const admin = database.connect({ max: 1 });
+    const failures: unknown[] = [];
+    for (let round = 0; round < 20; round++) {
+      // Four idle connections, all killed; transactions start as the kills land, so their begin meets dead backends.
+      await Promise.all(Array.from({ length: 4 }, () => db.transaction((tx) => tx.execute(sql`select pg_sleep(0.01)`))));
+      const killed = admin.execute(sql`select pg_terminate_backend(pid) from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and application_name = 'ix-pool-test'`);
+      await killed;
+      const attempts = Array.from({ length: 4 }, () =>
+        db.transaction((tx) => tx.execute(sql`select 1`)).catch((error: unknown) => failures.push(error)),
+      );
+      await Promise.all(attempts);
+      if (db.$client.totalCount !== db.$client.idleCount) break;
+    }
+    // Every connection is back in the pool (or dropped): none is left checked out once all transactions have settled.
+    expect(db.$client.totalCount - db.$client.idleCount).toBe(0);
+    expect(failures.length).toBeGreaterThan(0);
+    const ended = db.$client.end().then(() => "ended");
+    expect(await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5_000, "hung"))])).toBe("ended");
+  });
+});
+
+describe("pool modes", () => {
+  const timedOut = { cause: { code: "57014" } }; // query_canceled by statement_timeout
+
+  test("session mode sets the statement timeout once per connection, before its first statement", async ({ database }) => {
+    const db = connect(database.url, { max: 1, statementTimeoutMillis: 200 });
+    try {
+      // The very first statement of a fresh connection is already bounded.
+      await expect(db.execute(sql`select pg_sleep(2)`)).rejects.toMatchObject(timedOut);
+      expect((await db.execute<{ t: string }>(sql`select current_setting('statement_timeout') as t`)).rows).toEqual([{ t: "200ms" }]);
+      await expect(db.transaction((tx) => tx.execute(sql`select pg_sleep(2)`))).rejects.toMatchObject(timedOut);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("transaction mode keeps no session state: the timeout is SET LOCAL per transaction and statements go unnamed", async ({ database }) => {
+    const db = connect(database.url, { max: 1, statementTimeoutMillis: 200, poolMode: "transaction" });
+    try {
+      await expect(db.execute(sql`select pg_sleep(2)`)).rejects.toMatchObject(timedOut);
+      await expect(db.transaction((tx) => tx.execute(sql`select pg_sleep(2)`))).rejects.toMatchObject(timedOut);
+      // Bounded within each statement's own transaction, while the connection itself stays at the server's default.
+      expect((await db.execute<{ t: string }>(sql`select current_setting('statement_timeout') as t`)).rows).toEqual([{ t: "200ms" }]);
+      const client = await db.$client.connect();
+      try {
+        expect((await client.query("show statement_timeout")).rows).toEqual([{ statement_timeout: "0" }]);
+      } finally {
+        client.release();
+      }
+      // A named statement (the store's batch insert is one) leaves nothing prepared on the connection.
+      const named = db.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named");
+      await named.execute();
+      await db.transaction((tx) => tx.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named").execute());
+      expect((await db.execute(sql`select name from pg_prepared_statements`)).rows).toEqual([]);
+      // The same timeout holds for work that fits in it, and a failed statement leaves the connection usable.
+      expect((await db.execute<{ one: number }>(sql`select 1 as one`)).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("session mode keeps named statements prepared per connection", async ({ database }) => {
+    const db = connect(database.url, { max: 1 });
+    try {
+      await db.select({ one: sql<number>`1` }).from(ixJobs).limit(1).prepare("ix_pool_test_named").execute();
+      expect((await db.execute(sql`select name from pg_prepared_statements`)).rows).toEqual([{ name: "ix_pool_test_named" }]);
+    } finally {
+      await db.close();
+    }
+  });
+});
