@@ -122,7 +122,7 @@ function describe(error: unknown, timeoutMs: number): { error: string; permanent
 
 /**
  * Sends Job JSON to callback URLs through one undici Agent whose connector
- * enforces the target policy. Redirects are never followed (undici 7 follows
+ * enforces the target policy. Redirects are never followed (undici follows
  * none without its redirect interceptor): a 3xx is a failed attempt.
  */
 export function createCallbackSender(options: CallbackSenderOptions): CallbackSender {
@@ -138,7 +138,9 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
   const agent: Dispatcher =
     proxyUrl === null
       ? new Agent({ ...common, connect: guardedConnector({ policy, resolve: options.resolve ?? systemResolve, timeoutMs }) })
-      : new ProxyAgent({ ...common, uri: proxyUrl, proxyTls: { timeout: timeoutMs }, requestTls: { timeout: timeoutMs } });
+      : // proxyTunnel: undici 8 forwards plain-http targets in absolute form unless told to tunnel, and an
+        // egress proxy that only answers CONNECT (smokescreen) would see those; every delivery tunnels.
+        new ProxyAgent({ ...common, uri: proxyUrl, proxyTunnel: true, proxyTls: { timeout: timeoutMs }, requestTls: { timeout: timeoutMs } });
 
   async function send(job: Job): Promise<DeliveryResult> {
     if (job.callback_url === null) return { ok: false, error: "job has no callback_url", permanent: true };

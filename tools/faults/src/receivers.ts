@@ -113,7 +113,7 @@ export async function startHeaderTrickler(everyMs: number): Promise<Receiver & {
     sockets.add(socket);
     let request = "";
     let counted = false;
-    // Counted once the request line and headers are in: undici also opens connections it never sends on.
+    // Counted once the request line and headers are in: a client may open connections it never sends on (undici 7 did).
     socket.on("data", (chunk: Buffer) => {
       request += chunk.toString("latin1");
       if (!counted && request.includes("\r\n\r\n")) {

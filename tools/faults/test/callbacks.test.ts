@@ -140,9 +140,8 @@ describe("hostile callback receivers against a worker process", () => {
       for (const id of [...warmUp, ...normal]) expect(await outcome(id)).toEqual({ status: "delivered", attempts: 1, lastError: null });
       expect(wellBehaved.received.map((r) => r.headers["webhook-id"]).sort()).toEqual([...warmUp, ...normal].sort());
 
-      // Bounded: holding even one 50 MB body would show as growth at least that large.
-      expect(lifetimePeakRss).toBeLessThan(300 * MB);
-      expect(peakRss).toBeLessThan(300 * MB);
+      // Bounded: holding even one 50 MB body would show as growth at least that large. Growth, not
+      // absolute RSS: the warmed-up size is the runtime's (165 MB on Node 20, ~290 MB on Node 24).
       expect(peakRss - baselineRss).toBeLessThan(HUGE);
     } finally {
       killAll(processes);

@@ -1,33 +1,27 @@
 import { pg } from "@ix/store";
-import PgBoss from "pg-boss";
+import { PgBoss } from "pg-boss";
 import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
 import { waitFor } from "@ix/testing/wait";
 import { Arrivals, type QueueSystem, within } from "./system.ts";
 
 const QUEUE = "bench_noop";
-const CHANNEL = "pgboss_bench_insert";
 /** Jobs per fetch; each of the c workers fetches and completes this many per round trip. */
 export const PG_BOSS_BATCH_SIZE = 100;
 
 /**
- * pg-boss 10 in its throughput configuration: c workers, each fetching
- * `batchSize` jobs per statement and completing them in one, with "burst"
- * fetching (a worker whose batch came back full fetches again at once instead
- * of sleeping its polling interval). pg-boss 10 has no LISTEN/NOTIFY of its
- * own, only `notifyWorker(id)`; a trigger on its job table NOTIFYs in the
- * inserting transaction and a LISTEN connection calls `notifyWorker`, which is
- * the same wake-up ix and graphile-worker get.
+ * pg-boss 12 in its throughput configuration: `localConcurrency: c` workers,
+ * each fetching `batchSize` jobs per statement and completing them in one,
+ * `burstWhenBatchFull` (a worker whose batch came back full fetches again at
+ * once instead of sleeping its polling interval), and its own LISTEN/NOTIFY
+ * (`useListenNotify` with a `notify: true` queue), the same wake-up ix and
+ * graphile-worker get.
  */
 export async function openPgBoss(url: string): Promise<QueueSystem> {
-  const boss = new PgBoss({ connectionString: url, max: 20, schedule: false, supervise: false });
+  const boss = new PgBoss({ connectionString: url, max: 20, schedule: false, supervise: false, useListenNotify: true });
   boss.on("error", (error: Error) => console.error(`pg-boss: ${error.message}`));
   await boss.start();
-  await boss.createQueue(QUEUE);
+  await boss.createQueue(QUEUE, { notify: true });
   const admin = new pg.Pool({ connectionString: url, max: 1 });
-  await admin.query(`
-    create function pgboss.bench_notify() returns trigger language plpgsql as $$
-    begin perform pg_notify('${CHANNEL}', ''); return null; end $$;
-    create trigger bench_notify after insert on pgboss.job for each statement execute function pgboss.bench_notify();`);
   let phase = 0;
 
   async function completed(): Promise<number> {
@@ -36,37 +30,23 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
   }
 
   async function clear(): Promise<void> {
-    await boss.purgeQueue(QUEUE);
-    await admin.query("delete from pgboss.job where name = $1", [QUEUE]);
+    await boss.deleteAllJobs(QUEUE);
     await admin.query("vacuum analyze pgboss.job");
   }
 
   async function withWorkers<T>(c: number, onRun: (key: string) => void, body: (start: () => Promise<void>) => Promise<T>): Promise<T> {
-    const ids: string[] = [];
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
-    listener.on("notification", () => {
-      for (const id of ids) boss.notifyWorker(id);
-    });
-    await listener.query(`listen ${CHANNEL}`);
     try {
       return await body(async () => {
-        for (let k = 0; k < c; k++) {
-          const self = { id: "" };
-          self.id = await boss.work<{ key: string }>(
-            QUEUE,
-            { batchSize: PG_BOSS_BATCH_SIZE, pollingIntervalSeconds: 0.5 },
-            async (batch) => {
-              for (const job of batch) onRun(job.data.key);
-              if (batch.length === PG_BOSS_BATCH_SIZE) boss.notifyWorker(self.id);
-            },
-          );
-          ids.push(self.id);
-        }
+        await boss.work<{ key: string }>(
+          QUEUE,
+          { localConcurrency: c, batchSize: PG_BOSS_BATCH_SIZE, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+          async (batch) => {
+            for (const job of batch) onRun(job.data.key);
+          },
+        );
       });
     } finally {
-      await boss.offWork(QUEUE);
-      await listener.end();
+      await boss.offWork(QUEUE, { wait: true });
     }
   }
 
@@ -83,7 +63,7 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
       await clear();
       for (let from = 0; from < n; from += 5_000) {
         const count = Math.min(5_000, n - from);
-        await boss.insert(Array.from({ length: count }, (_, i) => ({ name: QUEUE, data: { key: `p${from + i}` } })));
+        await boss.insert(QUEUE, Array.from({ length: count }, (_, i) => ({ data: { key: `p${from + i}` } })));
       }
       await admin.query("analyze pgboss.job");
       const runs = runCounter(n);
@@ -112,7 +92,7 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
     },
     async close() {
       await admin.end();
-      await boss.stop({ graceful: false, wait: true });
+      await boss.stop({ graceful: false });
     },
   };
 }
