@@ -56,11 +56,13 @@ export function exportConditions(exports: unknown): string[] {
  * tarballs (and `extra` from the registry) with npm. Its .npmrc points the
  * @ix scope at an address where nothing answers, so every @ix package must come
  * from the tarballs: one fetched from a public registry would fail the install
- * instead of running someone else's code (README: the @ix scope).
+ * instead of running someone else's code (README: the @ix scope). npm asks
+ * that address about each @ix dependency before settling on the tarball, so its
+ * retries back off in milliseconds, not npm's default tens of seconds.
  */
 export async function installTarballs(project: string, tarballs: string[], extra: string[] = []): Promise<void> {
   await writeFile(join(project, "package.json"), `${JSON.stringify({ name: "acme-service", private: true, type: "module" }, null, 2)}\n`);
-  await writeFile(join(project, ".npmrc"), "@ix:registry=http://127.0.0.1:9/\n");
+  await writeFile(join(project, ".npmrc"), "@ix:registry=http://127.0.0.1:9/\nfetch-retry-mintimeout=100\nfetch-retry-maxtimeout=1000\n");
   await run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballs, ...extra], {
     cwd: project,
     timeout: 300_000,
