@@ -20,7 +20,7 @@ export interface ApiMetricsOptions {
   db: Database;
   /** Pending, running, callbacks and workers are read at most this often; scrapes in between get the cached figures. */
   cacheSeconds?: number;
-  /** Finished jobs (done, error, cancelled) are counted at most this often: that count reads the whole table. */
+  /** Finished jobs (done, error, cancelled) are counted at most this often, in the background: that count reads the whole table. */
   finishedCacheSeconds?: number;
   /** Workers seen within this many seconds count as live. */
   liveWorkerSeconds?: number;
@@ -34,21 +34,31 @@ export const LIVE_WORKER_SECONDS = 60;
 /** Seconds to answer a request: a read takes milliseconds, a submission waits for its batch's commit. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** A value refreshed by `load` at most every `ttlMs`; concurrent readers share one load. */
-function cached<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
+/**
+ * A value refreshed by `load` at most every `ttlMs`; concurrent readers share
+ * one load. With `serveStale`, a reader past the ttl gets the last value at
+ * once while the refresh runs behind it (only the first read ever waits).
+ */
+function cached<T>(ttlMs: number, load: () => Promise<T>, { serveStale = false } = {}): () => Promise<T> {
   let value: { at: number; data: T } | null = null;
   let loading: Promise<T> | null = null;
-  return async () => {
-    if (value !== null && performance.now() - value.at < ttlMs) return value.data;
-    loading ??= load()
+  const refresh = () =>
+    (loading ??= load()
       .then((data) => {
         value = { at: performance.now(), data };
         return data;
       })
       .finally(() => {
         loading = null;
-      });
-    return loading;
+      }));
+  return async () => {
+    if (value !== null && performance.now() - value.at < ttlMs) return value.data;
+    if (value !== null && serveStale) {
+      // A failed refresh is retried by the next scrape; meanwhile the last counts stand.
+      refresh().catch(() => {});
+      return value.data;
+    }
+    return refresh();
   };
 }
 
@@ -69,9 +79,11 @@ export function createApiMetrics({
       metrics.callbackBacklog(db),
       metrics.workersByUseCase(db, { liveSeconds: liveWorkerSeconds, withinDays: workerRegistryDays }),
     ]);
-    return { counts, backlog, workers };
+    return { counts: counts.counts, scheduled: counts.scheduled, backlog, workers };
   });
-  const finished = cached(finishedCacheSeconds * 1000, () => metrics.finishedJobCounts(db));
+  // Counting the finished rows reads the whole table (~1 s at 1M rows, BENCHMARKS.md "Metrics at 1M rows"):
+  // refreshed at most once a minute, behind the scrape that finds it stale, so no scrape but the first waits for it.
+  const finished = cached(finishedCacheSeconds * 1000, () => metrics.finishedJobCounts(db), { serveStale: true });
 
   /**
    * The database figures for a scrape (every gauge below reads them; the caches make that one read at most),
@@ -88,7 +100,7 @@ export function createApiMetrics({
 
   new Gauge({
     name: "ix_metrics_database_up",
-    help: "1 if the database figures of this scrape could be read, else 0 (and the ix_jobs, ix_callbacks_* and ix_workers_* series are absent)",
+    help: "1 if the database figures of this scrape could be read, else 0 (and the ix_jobs*, ix_callbacks_* and ix_workers_* series are absent)",
     registers: [registry],
     async collect() {
       this.set((await read()) === null ? 0 : 1);
@@ -105,6 +117,16 @@ export function createApiMetrics({
       for (const { status, useCase, count } of [...(figures?.counts ?? []), ...(figures?.finished ?? [])]) {
         this.set({ status, use_case: useCase }, count);
       }
+    },
+  });
+  new Gauge({
+    name: "ix_jobs_scheduled",
+    help: "Pending jobs whose run_at is still ahead (counted in ix_jobs pending too): not claimable yet",
+    labelNames: ["use_case"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { useCase, count } of (await read())?.scheduled ?? []) this.set({ use_case: useCase }, count);
     },
   });
   new Gauge({

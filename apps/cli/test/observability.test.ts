@@ -132,7 +132,7 @@ describe("traces", () => {
     }
   });
 
-  test("without an SDK no span is recorded, and the submitter's traceparent is handed on unchanged", async ({ database: { db } }) => {
+  test("without an SDK the pipeline and the callback get the submitter's traceparent unchanged; a bad one is ignored", async ({ database: { db } }) => {
     const hook = await receiver(204);
     const { worker, app, base } = await running(db);
     try {
@@ -216,6 +216,7 @@ describe("metrics", () => {
       expect(valueOf(api, "ix_jobs", { status: "done", use_case: "extract_fields" })).toBe(3);
       expect(valueOf(api, "ix_jobs", { status: "error", use_case: "always_fails" })).toBe(1);
       expect(valueOf(api, "ix_jobs", { status: "pending", use_case: "extract_fields" })).toBe(1);
+      expect(valueOf(api, "ix_jobs_scheduled", { use_case: "extract_fields" })).toBe(1);
       expect(valueOf(api, "ix_jobs", { status: "running", use_case: "extract_fields" })).toBeUndefined();
       expect(valueOf(api, "ix_callbacks_due")).toBe(0);
       expect(valueOf(api, "ix_workers_live", { use_case: "extract_fields" })).toBe(1);

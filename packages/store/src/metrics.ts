@@ -13,21 +13,38 @@ export interface StatusCount {
   count: number;
 }
 
+export interface LiveJobCounts {
+  /** Pending (all of them, due or not) and running jobs. */
+  counts: StatusCount[];
+  /** Of the pending jobs, those whose run_at is still ahead: not claimable yet. */
+  scheduled: Array<{ useCase: string; count: number }>;
+}
+
 /**
  * Jobs waiting and running, by use_case: read from the partial indexes the
  * claim and the rescuer already keep (claim, scheduled, running queue), so the
  * cost grows with the queue, not with the finished rows the table holds.
  */
-export async function liveJobCounts(db: Executor): Promise<StatusCount[]> {
-  const { rows } = await db.execute<{ status: JobStatus; use_case: string; count: string }>(sql`
-    select 'pending' as status, use_case, sum(n)::bigint as count from (
-      select use_case, count(*) as n from ${ixJobs} where status = 'pending' and fair_tag is not null group by use_case
-      union all
-      select use_case, count(*) from ${ixJobs} where status = 'pending' and fair_tag is null group by use_case
-    ) as pending group by use_case
+export async function liveJobCounts(db: Executor, { now }: { now?: Date } = {}): Promise<LiveJobCounts> {
+  const at = clock(now);
+  const { rows } = await db.execute<{ kind: "due" | "waiting" | "running"; use_case: string; count: string; later: string }>(sql`
+    select 'due' as kind, use_case, count(*) as count, 0 as later
+      from ${ixJobs} where status = 'pending' and fair_tag is not null group by use_case
     union all
-    select 'running', use_case, count(*) from ${ixJobs} where status = 'running' group by use_case`);
-  return rows.map((row) => ({ status: row.status, useCase: row.use_case, count: Number(row.count) }));
+    select 'waiting', use_case, count(*), count(*) filter (where run_at > ${at})
+      from ${ixJobs} where status = 'pending' and fair_tag is null group by use_case
+    union all
+    select 'running', use_case, count(*), 0 from ${ixJobs} where status = 'running' group by use_case`);
+  const pending = new Map<string, number>();
+  const scheduled = new Map<string, number>();
+  const counts: StatusCount[] = [];
+  for (const row of rows) {
+    if (row.kind === "running") counts.push({ status: "running", useCase: row.use_case, count: Number(row.count) });
+    else pending.set(row.use_case, (pending.get(row.use_case) ?? 0) + Number(row.count));
+    if (row.kind === "waiting") scheduled.set(row.use_case, Number(row.later));
+  }
+  for (const [useCase, count] of pending) counts.push({ status: "pending", useCase, count });
+  return { counts, scheduled: [...scheduled].map(([useCase, count]) => ({ useCase, count })) };
 }
 
 /**
