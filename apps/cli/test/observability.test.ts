@@ -179,7 +179,7 @@ function parseExposition(text: string): Sample[] {
 }
 
 /** The value of the one sample with this name and exactly these labels; undefined when absent. */
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const wanted = JSON.stringify(Object.entries(labels).sort());
   return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === wanted)?.value;
 }
@@ -212,44 +212,44 @@ describe("metrics", () => {
       });
 
       const api = await scrape(`${base}/metrics`);
-      expect(valueOf(api, "ix_metrics_database_up")).toBe(1);
-      expect(valueOf(api, "ix_jobs", { status: "done", use_case: "extract_fields" })).toBe(3);
-      expect(valueOf(api, "ix_jobs", { status: "error", use_case: "always_fails" })).toBe(1);
-      expect(valueOf(api, "ix_jobs", { status: "pending", use_case: "extract_fields" })).toBe(1);
-      expect(valueOf(api, "ix_jobs_scheduled", { use_case: "extract_fields" })).toBe(1);
-      expect(valueOf(api, "ix_jobs", { status: "running", use_case: "extract_fields" })).toBeUndefined();
-      expect(valueOf(api, "ix_callbacks_due")).toBe(0);
-      expect(valueOf(api, "ix_workers_live", { use_case: "extract_fields" })).toBe(1);
-      expect(valueOf(api, "ix_workers_live", { use_case: "trace_probe" })).toBe(1);
-      expect(valueOf(api, "ix_http_requests_total", { method: "POST", route: "/jobs", status: "201" })).toBe(5);
-      expect(valueOf(api, "ix_http_request_duration_seconds_count", { method: "POST", route: "/jobs" })).toBe(5);
+      expect(sampleValue(api, "ix_metrics_database_up")).toBe(1);
+      expect(sampleValue(api, "ix_jobs", { status: "done", use_case: "extract_fields" })).toBe(3);
+      expect(sampleValue(api, "ix_jobs", { status: "error", use_case: "always_fails" })).toBe(1);
+      expect(sampleValue(api, "ix_jobs", { status: "pending", use_case: "extract_fields" })).toBe(1);
+      expect(sampleValue(api, "ix_jobs_scheduled", { use_case: "extract_fields" })).toBe(1);
+      expect(sampleValue(api, "ix_jobs", { status: "running", use_case: "extract_fields" })).toBeUndefined();
+      expect(sampleValue(api, "ix_callbacks_due")).toBe(0);
+      expect(sampleValue(api, "ix_workers_live", { use_case: "extract_fields" })).toBe(1);
+      expect(sampleValue(api, "ix_workers_live", { use_case: "trace_probe" })).toBe(1);
+      expect(sampleValue(api, "ix_http_requests_total", { method: "POST", route: "/jobs", status: "201" })).toBe(5);
+      expect(sampleValue(api, "ix_http_request_duration_seconds_count", { method: "POST", route: "/jobs" })).toBe(5);
       // A route pattern, never a URL: a miss is counted as unmatched, whatever its path.
       await fetch(`${base}/jobs/${done[0]!.job_id}`);
       await fetch(`${base}/no/such/${done[0]!.job_id}`);
       const again = await scrape(`${base}/metrics`);
-      expect(valueOf(again, "ix_http_requests_total", { method: "GET", route: "/jobs/:job_id", status: "200" })).toBe(1);
-      expect(valueOf(again, "ix_http_requests_total", { method: "GET", route: "unmatched", status: "404" })).toBe(1);
-      expect(valueOf(again, "ix_http_requests_total", { method: "GET", route: "/metrics", status: "200" })).toBe(1);
+      expect(sampleValue(again, "ix_http_requests_total", { method: "GET", route: "/jobs/:job_id", status: "200" })).toBe(1);
+      expect(sampleValue(again, "ix_http_requests_total", { method: "GET", route: "unmatched", status: "404" })).toBe(1);
+      expect(sampleValue(again, "ix_http_requests_total", { method: "GET", route: "/metrics", status: "200" })).toBe(1);
       expect(again.some((s) => Object.values(s.labels).some((v) => v.includes(done[0]!.job_id)))).toBe(false);
 
       expect(worker.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
       const own = await scrape(worker.metricsUrl!);
-      expect(valueOf(own, "ix_job_outcomes_total", { use_case: "extract_fields", outcome: "done" })).toBe(3);
-      expect(valueOf(own, "ix_job_outcomes_total", { use_case: "always_fails", outcome: "error" })).toBe(1);
-      expect(valueOf(own, "ix_job_run_seconds_count", { use_case: "extract_fields" })).toBe(3);
+      expect(sampleValue(own, "ix_job_outcomes_total", { use_case: "extract_fields", outcome: "done" })).toBe(3);
+      expect(sampleValue(own, "ix_job_outcomes_total", { use_case: "always_fails", outcome: "error" })).toBe(1);
+      expect(sampleValue(own, "ix_job_run_seconds_count", { use_case: "extract_fields" })).toBe(3);
       // Each run took well under a minute: all three are in the 60 s bucket and in +Inf.
-      expect(valueOf(own, "ix_job_run_seconds_bucket", { use_case: "extract_fields", le: "60" })).toBe(3);
-      expect(valueOf(own, "ix_job_run_seconds_bucket", { use_case: "extract_fields", le: "+Inf" })).toBe(3);
-      expect(valueOf(own, "ix_job_wait_seconds_count", { use_case: "extract_fields" })).toBe(3);
-      expect(valueOf(own, "ix_callback_deliveries_total", { outcome: "delivered" })).toBe(3);
-      expect(valueOf(own, "ix_callback_deliveries_total", { outcome: "failed" })).toBe(1);
-      expect(valueOf(own, "ix_callback_delivery_seconds_count")).toBe(4);
-      expect(valueOf(own, "ix_worker_slots")).toBe(2);
-      expect(valueOf(own, "ix_worker_slots_busy")).toBe(0);
-      expect(valueOf(own, "ix_worker_claim_seconds_count")).toBeGreaterThanOrEqual(1);
-      expect(valueOf(own, "ix_worker_completion_seconds_count")).toBeGreaterThanOrEqual(1);
+      expect(sampleValue(own, "ix_job_run_seconds_bucket", { use_case: "extract_fields", le: "60" })).toBe(3);
+      expect(sampleValue(own, "ix_job_run_seconds_bucket", { use_case: "extract_fields", le: "+Inf" })).toBe(3);
+      expect(sampleValue(own, "ix_job_wait_seconds_count", { use_case: "extract_fields" })).toBe(3);
+      expect(sampleValue(own, "ix_callback_deliveries_total", { outcome: "delivered" })).toBe(3);
+      expect(sampleValue(own, "ix_callback_deliveries_total", { outcome: "failed" })).toBe(1);
+      expect(sampleValue(own, "ix_callback_delivery_seconds_count")).toBe(4);
+      expect(sampleValue(own, "ix_worker_slots")).toBe(2);
+      expect(sampleValue(own, "ix_worker_slots_busy")).toBe(0);
+      expect(sampleValue(own, "ix_worker_claim_seconds_count")).toBeGreaterThanOrEqual(1);
+      expect(sampleValue(own, "ix_worker_completion_seconds_count")).toBeGreaterThanOrEqual(1);
       // Node's own figures, event-loop delay among them.
-      expect(valueOf(own, "nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
+      expect(sampleValue(own, "nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
 
       expect((await fetch(worker.metricsUrl!.replace("/metrics", "/other"))).status).toBe(404);
     } finally {
@@ -266,7 +266,7 @@ describe("metrics", () => {
     await gone.close();
     try {
       const samples = parseExposition((await blind.inject({ method: "GET", url: "/metrics" })).body);
-      expect(valueOf(samples, "ix_metrics_database_up")).toBe(0);
+      expect(sampleValue(samples, "ix_metrics_database_up")).toBe(0);
       expect(samples.some((s) => s.name === "ix_jobs")).toBe(false);
       expect(samples.some((s) => s.name === "process_cpu_user_seconds_total")).toBe(true);
     } finally {
