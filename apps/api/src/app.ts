@@ -26,6 +26,8 @@ import { batchRoutes } from "./routes/batch.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobControlRoutes } from "./routes/job-control.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { createApiMetrics } from "./metrics.ts";
 import { submitJobRequest } from "./schemas.ts";
 import { dashboard } from "./ui/dashboard.ts";
 import { UseCaseRegistry } from "./use-case-registry.ts";
@@ -142,6 +144,17 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
   }).withTypeProvider<ZodTypeProvider>();
   limitConnections(app, config.maxConnections);
 
+  // Every answer is counted by its route pattern, never its URL: /jobs/:job_id is one series, not one per job.
+  const metrics = createApiMetrics({ db, workerRegistryDays: config.workerRegistryDays });
+  app.addHook("onResponse", async (request, reply) => {
+    metrics.observeRequest({
+      method: request.method,
+      route: request.routeOptions.url ?? "unmatched",
+      status: reply.statusCode,
+      seconds: reply.elapsedTime / 1000,
+    });
+  });
+
   // An answer that leaves the request body unread (401 before the body, 413 on the
   // declared length, 415) would otherwise keep the socket reading whatever the client
   // trickles; with Connection: close, Node ends and destroys the socket once the
@@ -197,6 +210,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { db, retryAfterSeconds: config.retryAfterSeconds });
+  await app.register(metricsRoutes, { metrics });
 
   const authenticate = createAuthenticator(config);
   await app.register(async (scope) => {

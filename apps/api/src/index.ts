@@ -11,3 +11,4 @@ export {
 } from "./env.ts";
 export { runApiMain, startApi, type RunningApi, type StartedApi } from "./main.ts";
 export { PROBLEM_CONTENT_TYPE, PROBLEMS, problemType, type ProblemKind } from "./problems.ts";
+export { createApiMetrics, LIVE_WORKER_SECONDS, type ApiMetrics, type ApiMetricsOptions } from "./metrics.ts";

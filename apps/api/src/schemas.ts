@@ -139,3 +139,18 @@ for (const [schema, id] of [
 ] as const) {
   if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
 }
+
+/**
+ * The W3C Trace Context headers POST /jobs and POST /jobs/batch read: documented, never refused.
+ * A loose object, so validating it keeps every other header.
+ */
+export const TraceHeaders = z.looseObject({
+  traceparent: z
+    .string()
+    .optional()
+    .describe(
+      "W3C traceparent of the caller's span. Stored with the job (the first submission's wins): the worker's run is a span in this trace " +
+        "and the callback carries a traceparent of it. An invalid value is ignored, as the W3C Trace Context spec asks.",
+    ),
+  tracestate: z.string().optional().describe("W3C tracestate, kept with a valid traceparent (up to 512 characters)"),
+});

@@ -1,4 +1,4 @@
-import type { BatchItemResult, Problem, RequestIX, SubmitJobBody } from "@ix/contracts";
+import type { BatchItemResult, Problem, RequestIX, SubmitJobBody, TraceContext } from "@ix/contracts";
 import type { jobs } from "@ix/store";
 import type { z } from "zod";
 import type { Caller } from "./auth.ts";
@@ -31,6 +31,8 @@ export interface JudgeContext {
   caller: Caller;
   registry: UseCaseRegistry;
   store: StoreSubmissions;
+  /** The request's W3C trace context (`traceContextFromHeaders`), stored with every job it creates; a batch's items all take it. */
+  trace: TraceContext | null;
 }
 
 const REFUSALS = new Set([400, 403, 409, 413, 422] as const);
@@ -76,7 +78,7 @@ export function parseSubmission(
  * the registry or the store cannot settle a submission (the database is
  * unavailable): a retry is safe, as a stored submission then answers 200.
  */
-export async function judgeSubmissions(candidates: readonly Candidate[], { caller, registry, store }: JudgeContext): Promise<Verdict[]> {
+export async function judgeSubmissions(candidates: readonly Candidate[], { caller, registry, store, trace }: JudgeContext): Promise<Verdict[]> {
   const verdicts: Array<Verdict | undefined> = Array.from({ length: candidates.length });
   let admitted: Array<{ index: number; body: SubmitJobBody }> = [];
   candidates.forEach((candidate, index) => {
@@ -103,7 +105,7 @@ export async function judgeSubmissions(candidates: readonly Candidate[], { calle
     }
   }
 
-  const settled = await store(admitted.map(({ body }) => insertParams(body)));
+  const settled = await store(admitted.map(({ body }) => insertParams(body, trace)));
   settled.forEach((result, position) => {
     if (result.status === "rejected") throw result.reason;
     const { index, body } = admitted[position]!;
@@ -131,11 +133,12 @@ function split(body: SubmitJobBody) {
   return { request: requestIX, callbackUrl, schedule: { priority, run_at: runAt, max_attempts: maxAttempts } };
 }
 
-function insertParams(body: SubmitJobBody): jobs.InsertPendingParams {
+function insertParams(body: SubmitJobBody, trace: TraceContext | null): jobs.InsertPendingParams {
   const { request, callbackUrl, schedule } = split(body);
   return {
     request,
     callbackUrl: callbackUrl ?? null,
+    trace,
     ...(schedule.priority === undefined ? {} : { priority: schedule.priority }),
     ...(schedule.run_at === undefined ? {} : { runAt: schedule.run_at }),
     ...(schedule.max_attempts === undefined ? {} : { maxAttempts: schedule.max_attempts }),

@@ -31,6 +31,7 @@ describe("/openapi.json", () => {
           "/jobs/{job_id}",
           "/jobs/{job_id}/cancel",
           "/jobs/{job_id}/retry",
+          "/metrics",
           "/readyz",
         ]);
         expect(document.components?.schemas).toHaveProperty("Job");
@@ -96,6 +97,7 @@ describe("/openapi.json", () => {
         "get /healthz 200": () => get("/healthz", {}),
         "get /readyz 200": () => get("/readyz", {}),
         "get /readyz 503": () => get("/readyz", {}, down),
+        "get /metrics 200": () => get("/metrics", {}),
         "post /jobs 201": () => post(body()),
         "post /jobs 200": () => post(sent),
         "post /jobs 400": () => post({ ...sent, use_case: 7 }),
@@ -177,7 +179,9 @@ describe("/openapi.json", () => {
         expect(response.statusCode, `${key}: ${response.body.slice(0, 300)}`).toBe(status);
         expect(String(response.headers["content-type"]).split(";")[0], key).toBe(mediaType);
         const check = ajv.compile(schema);
-        expect(check(response.json()), `${key}: ${ajv.errorsText(check.errors)}`).toBe(true);
+        // Prometheus text is a string; every other answer is JSON.
+        const payload = mediaType === "text/plain" ? response.body : response.json();
+        expect(check(payload), `${key}: ${ajv.errorsText(check.errors)}`).toBe(true);
       }
     } finally {
       held.release();

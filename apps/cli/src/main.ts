@@ -85,7 +85,7 @@ program
   .description("run a worker (production entry point; needs IX_POSTGRES_URL, does not migrate)")
   .action(async () => {
     const worker = await import("@ix/worker");
-    await worker.runWorkerMain({ env: worker.parseWorkerEnv(env) });
+    await worker.runWorkerMain({ env: worker.parseWorkerEnv(env), tracesExporter: worker.parseTracesExporter(env) });
   });
 
 program

@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { isIP, type Socket } from "node:net";
-import type { Job } from "@ix/contracts";
+import type { Job, TraceContext } from "@ix/contracts";
 import { type CallbackSendResult, logUrl } from "@ix/store";
 import { Agent, buildConnector, type Dispatcher, ProxyAgent, request } from "undici";
 import type { CallbackTargetPolicy } from "./callback-target-policy.ts";
@@ -90,8 +90,8 @@ export interface CallbackSenderOptions {
 }
 
 export interface CallbackSender {
-  /** POSTs `job` to its callback_url once. Never throws: every failure is a result. */
-  send(job: Job): Promise<DeliveryResult>;
+  /** POSTs `job` to its callback_url once, with `trace` as its traceparent/tracestate headers. Never throws: every failure is a result. */
+  send(job: Job, trace?: TraceContext | null): Promise<DeliveryResult>;
   /** Waits for requests in flight, or with `force` aborts them. */
   close(options?: { force?: boolean }): Promise<void>;
 }
@@ -142,7 +142,7 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
         // egress proxy that only answers CONNECT (smokescreen) would see those; every delivery tunnels.
         new ProxyAgent({ ...common, uri: proxyUrl, proxyTunnel: true, proxyTls: { timeout: timeoutMs }, requestTls: { timeout: timeoutMs } });
 
-  async function send(job: Job): Promise<DeliveryResult> {
+  async function send(job: Job, trace: TraceContext | null = null): Promise<DeliveryResult> {
     if (job.callback_url === null) return { ok: false, error: "job has no callback_url", permanent: true };
     if (proxyUrl !== null) {
       const refusal = literalAddressRefusal(policy, job.callback_url);
@@ -153,6 +153,7 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
       "content-type": "application/json",
       "user-agent": "ix-worker",
       ...webhookHeaders({ key: secret, id: job.job_id, body, timestampSeconds: Math.floor(Date.now() / 1000) }),
+      ...(trace === null ? {} : { traceparent: trace.traceparent, ...(trace.tracestate === null ? {} : { tracestate: trace.tracestate }) }),
     };
     try {
       const response = await request(job.callback_url, {

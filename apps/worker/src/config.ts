@@ -67,6 +67,12 @@ export interface WorkerConfig {
   retryMaxSeconds: number;
   /** After a cancel (or a lost lease) aborts a run's signal, how long it may take to stop before its thread is terminated (IX_CANCEL_GRACE_SECONDS). */
   cancelGraceSeconds: number;
+  /**
+   * Where the worker serves GET /metrics while it runs (IX_WORKER_METRICS_HOST,
+   * IX_WORKER_METRICS_PORT; port 0 picks a free one); null serves none. The
+   * figures are kept either way (`Worker.metrics`).
+   */
+  metrics: { host: string; port: number } | null;
 }
 
 export const PIPELINE_ISOLATIONS = ["thread", "inline"] as const;
@@ -135,6 +141,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   retryBaseSeconds: 5,
   retryMaxSeconds: 300,
   cancelGraceSeconds: 10,
+  metrics: null,
 });
 
 export type WorkerConfigOverrides = Partial<Omit<WorkerConfig, "callback">> & { callback?: Partial<CallbackConfig> };

@@ -1,5 +1,5 @@
-import { envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
-import { LOG_FORMATS } from "@ix/process";
+import { ConfigError, envDefault, envVar, optionalEnv, parseEnv, UseCase } from "@ix/contracts";
+import { LOG_FORMATS, type TracesExporter, tracesExporterFromEnv } from "@ix/process";
 import { POOL_MODES } from "@ix/store";
 import { z } from "zod";
 import { parseAllowedHosts } from "./callback-target-policy.ts";
@@ -149,6 +149,10 @@ export const WorkerEnv = z.object({
   IX_RETRY_MAX_SECONDS: envDefault(envVar.seconds(), D.retryMaxSeconds),
   /** After a cancel aborts a running pipeline's signal, how long it may take to stop before its thread is terminated. */
   IX_CANCEL_GRACE_SECONDS: envDefault(envVar.seconds(), D.cancelGraceSeconds),
+  /** Serve this worker's Prometheus metrics on this port (GET /metrics); unset: not served. */
+  IX_WORKER_METRICS_PORT: optionalEnv(envVar.int(1, 65_535)),
+  /** Where the metrics endpoint binds; 0.0.0.0 (or the pod's address) to let a Prometheus on another host scrape it. */
+  IX_WORKER_METRICS_HOST: envDefault(z.string().trim().min(1), "127.0.0.1"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
@@ -160,6 +164,21 @@ export function parseWorkerEnv(env: Record<string, string | undefined>): WorkerE
 /** The process environment, parsed: the only place this package reads process.env. */
 export function readWorkerEnv(): WorkerEnv {
   return parseWorkerEnv(process.env);
+}
+
+/**
+ * The traces exporter the standard OTEL_* variables ask for (docs/OPERATIONS.md,
+ * "Traces"), null for none; the SDK reads the exporter's own settings itself.
+ * Throws a ConfigError naming a variable that asks for what ix does not ship.
+ */
+export function parseTracesExporter(env: Record<string, string | undefined>): TracesExporter {
+  const setting = tracesExporterFromEnv(env);
+  if (!setting.ok) throw new ConfigError([{ variable: setting.variable, message: setting.message }]);
+  return setting.exporter;
+}
+
+export function readTracesExporter(): TracesExporter {
+  return parseTracesExporter(process.env);
 }
 
 export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
@@ -195,5 +214,6 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     retryBaseSeconds: env.IX_RETRY_BASE_SECONDS,
     retryMaxSeconds: env.IX_RETRY_MAX_SECONDS,
     cancelGraceSeconds: env.IX_CANCEL_GRACE_SECONDS,
+    metrics: env.IX_WORKER_METRICS_PORT === undefined ? null : { host: env.IX_WORKER_METRICS_HOST, port: env.IX_WORKER_METRICS_PORT },
   };
 }

@@ -9,7 +9,8 @@ export {
   type PipelineIsolation,
   type WorkerConfigOverrides,
 } from "./config.ts";
-export { WorkerEnv, parseWorkerEnv, readWorkerEnv, workerConfigFromEnv } from "./env.ts";
+export { WorkerEnv, parseTracesExporter, parseWorkerEnv, readTracesExporter, readWorkerEnv, workerConfigFromEnv } from "./env.ts";
+export { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
 export { runWorkerMain, type WorkerMainOptions } from "./main.ts";
 export { servedUseCases } from "./use-cases.ts";
 export {

@@ -1,4 +1,5 @@
-import type { Job, ResponseIX } from "@ix/contracts";
+import type { Job, ResponseIX, TraceContext } from "@ix/contracts";
+import { type Context, context as otelContext, ROOT_CONTEXT } from "@opentelemetry/api";
 import { lifecycle } from "@ix/store";
 import type { Logger } from "pino";
 import { DEFAULT_WORKER_CONFIG } from "./config.ts";
@@ -19,10 +20,23 @@ export interface Attempt {
   readonly stopped: Promise<void>;
 }
 
-/** Runs `pipeline` on this thread's event loop: fast, but nothing can stop a run that ignores its signal. */
-export function runInline(pipeline: AnyPipeline, job: Job, log: Logger, maxResultBytes: number): Attempt {
+/** The run's trace: the OpenTelemetry context an inline run executes in, and the headers a pipeline is given. */
+export interface RunTrace {
+  context: Context;
+  headers: TraceContext | null;
+}
+
+const NO_TRACE: RunTrace = { context: ROOT_CONTEXT, headers: null };
+
+/**
+ * Runs `pipeline` on this thread's event loop, inside the run span's context:
+ * fast, but nothing can stop a run that ignores its signal.
+ */
+export function runInline(pipeline: AnyPipeline, job: Job, log: Logger, maxResultBytes: number, trace: RunTrace = NO_TRACE): Attempt {
   const controller = new AbortController();
-  const outcome = executePipeline(pipeline, job.request, { signal: controller.signal, log, maxResultBytes });
+  const outcome = otelContext.with(trace.context, () =>
+    executePipeline(pipeline, job.request, { signal: controller.signal, log, maxResultBytes, trace: trace.headers }),
+  );
   return {
     outcome,
     abort: (reason) => controller.abort(reason),
@@ -52,6 +66,8 @@ export interface RunParams {
   killGraceMs?: number;
   /** Largest serialized result accepted (IX_MAX_RESULT_BYTES). */
   maxResultBytes?: number;
+  /** The run span (tracing.ts): inline runs execute in its context, and every pipeline gets its headers. */
+  trace?: RunTrace;
 }
 
 /**
@@ -111,6 +127,7 @@ export function startPipeline({
   threads = null,
   killGraceMs = DEFAULT_WORKER_CONFIG.killGraceSeconds * 1000,
   maxResultBytes = DEFAULT_WORKER_CONFIG.maxResultBytes,
+  trace = NO_TRACE,
 }: RunParams): StartedRun {
   const startedAt = new Date();
   const started = performance.now();
@@ -134,8 +151,8 @@ export function startPipeline({
   }
   const attempt =
     threads !== null && registry.threadSource(pipeline.name) !== undefined
-      ? threads.start(pipeline.name, job, log)
-      : runInline(pipeline, job, log, maxResultBytes);
+      ? threads.start(pipeline.name, job, log, trace.headers)
+      : runInline(pipeline, job, log, maxResultBytes, trace);
 
   let timer: NodeJS.Timeout | undefined;
   let graceTimer: NodeJS.Timeout | undefined;

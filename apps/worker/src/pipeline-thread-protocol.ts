@@ -1,6 +1,6 @@
 // What the worker (pipeline-threads.ts) and its pipeline threads (pipeline-thread.ts)
 // say to each other. Its own module: importing the thread entry would run it.
-import type { RequestIX } from "@ix/contracts";
+import type { RequestIX, TraceContext } from "@ix/contracts";
 import type { Execution } from "./pipeline.ts";
 
 /** What the worker gives every thread at its start (piscina's `workerData`). */
@@ -20,6 +20,8 @@ export interface RunTask {
   request: RequestIX;
   /** The worker's level for this job's log: records below it are not even sent. */
   logLevel: string;
+  /** The run span's headers, for the pipeline's context (tracing.ts); null: no trace. */
+  trace: TraceContext | null;
 }
 
 /**

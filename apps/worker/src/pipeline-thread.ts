@@ -80,7 +80,7 @@ export default async function runTask(task: ThreadTask): Promise<RunResult | "po
   try {
     const pipeline = byName.get(task.name);
     const execution: Execution = pipeline
-      ? await executePipeline(pipeline, task.request, { signal: controller.signal, log, maxResultBytes: data.maxResultBytes })
+      ? await executePipeline(pipeline, task.request, { signal: controller.signal, log, maxResultBytes: data.maxResultBytes, trace: task.trace })
       : { ok: false, error: `pipeline "${task.name}" is not loaded in its thread` };
     return { execution, logs: logCounts.get(key) ?? 0 };
   } finally {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { BroadcastChannel, type Worker as Thread } from "node:worker_threads";
-import type { Job } from "@ix/contracts";
+import type { Job, TraceContext } from "@ix/contracts";
 import type { Logger } from "pino";
 import { Piscina } from "piscina";
 import { type Execution, messageOf } from "./pipeline.ts";
@@ -26,6 +26,8 @@ export interface PipelineThreadsOptions {
   /** IX_MAX_RESULT_BYTES, checked inside the thread. */
   maxResultBytes: number;
   log: Logger;
+  /** A thread was terminated (its run ignored the abort) or crashed; the pool starts another when needed. */
+  onRestart?: (reason: "terminated" | "crashed") => void;
 }
 
 /** What the pool knows of a run while its thread may still send messages about it. */
@@ -79,7 +81,10 @@ export class PipelineThreads {
         workerData,
       });
       // A thread that dies outside a task (its task, if any, is rejected too) must not crash the worker.
-      this.#pool.on("error", (error: unknown) => this.#options.log.error({ err: error }, "pipeline thread failed"));
+      this.#pool.on("error", (error: unknown) => {
+        this.#options.log.error({ err: error }, "pipeline thread failed");
+        this.#options.onRestart?.("crashed");
+      });
       this.#pool.on("message", (message: ThreadMessage) => this.#onMessage(message));
     }
     return this.#pool;
@@ -107,8 +112,8 @@ export class PipelineThreads {
     await Promise.all(Array.from({ length: count }, () => pool.run(ping)));
   }
 
-  /** Runs `name` for `job` in a thread. */
-  start(name: string, job: Job, log: Logger): Attempt {
+  /** Runs `name` for `job` in a thread; `trace` is the run span's headers, for the pipeline's context. */
+  start(name: string, job: Job, log: Logger, trace: TraceContext | null = null): Attempt {
     const pool = this.#getPool();
     const key = this.#nextKey++;
     const kill = new AbortController();
@@ -129,7 +134,7 @@ export class PipelineThreads {
     };
     this.#routes.set(key, route);
 
-    const task: RunTask = { key, name, request: job.request, logLevel: log.level };
+    const task: RunTask = { key, name, request: job.request, logLevel: log.level, trace };
     const outcome = (pool.run(task, { signal: kill.signal }) as Promise<RunResult>).then(
       (result): Execution => {
         // Log records travel apart from the result: keep the route until all the run counted have arrived.
@@ -141,6 +146,7 @@ export class PipelineThreads {
         this.#routes.delete(key);
         if (kill.signal.aborted) return { ok: false, error: `pipeline "${name}" was terminated` };
         log.error({ err: error }, "pipeline thread died during the run");
+        this.#options.onRestart?.("crashed");
         return { ok: false, error: `pipeline "${name}" failed: its thread died (${messageOf(error)})` };
       },
     );
@@ -161,6 +167,7 @@ export class PipelineThreads {
         const thread = threadId === null ? undefined : this.#pool?.threads.find((t: Thread) => t.threadId === threadId);
         if (thread) exited = exitOf(thread, log);
         kill.abort(new Error("killed after the kill grace"));
+        this.#options.onRestart?.("terminated");
         return true;
       },
       stopped,

@@ -1,5 +1,5 @@
 // Loaded by the main thread and by every pipeline thread: keep it free of @ix/store and anything heavy.
-import { UseCase, type RequestIX } from "@ix/contracts";
+import { UseCase, type RequestIX, type TraceContext } from "@ix/contracts";
 import type { Logger } from "pino";
 import { z } from "zod";
 
@@ -8,6 +8,15 @@ export interface PipelineContext {
   signal: AbortSignal;
   /** A child logger carrying job_id, use_case and attempt. */
   log: Logger;
+  /**
+   * The W3C `traceparent` of this run's span (`ix.run <use_case>`), to send on
+   * the pipeline's own requests (a provider's API) or to parent its own spans;
+   * null when the run is in no trace. Inline runs also run inside the span's
+   * OpenTelemetry context; a pipeline thread registers no SDK, so there this is the way in.
+   */
+  traceparent: string | null;
+  /** The W3C `tracestate` that goes with it, or null. */
+  tracestate: string | null;
 }
 
 /**
@@ -171,6 +180,8 @@ export interface ExecuteOptions {
   log: Logger;
   /** Largest serialized result accepted (IX_MAX_RESULT_BYTES). */
   maxResultBytes: number;
+  /** The run span's headers, for the pipeline's context; none: no trace. */
+  trace?: TraceContext | null;
 }
 
 /**
@@ -179,7 +190,11 @@ export interface ExecuteOptions {
  * result that is not a JSON object or one larger than `maxResultBytes` become
  * an error message. Never throws.
  */
-export async function executePipeline(pipeline: AnyPipeline, request: RequestIX, { signal, log, maxResultBytes }: ExecuteOptions): Promise<Execution> {
+export async function executePipeline(
+  pipeline: AnyPipeline,
+  request: RequestIX,
+  { signal, log, maxResultBytes, trace = null }: ExecuteOptions,
+): Promise<Execution> {
   let options: unknown = request.options;
   if (pipeline.input) {
     const parsed = pipeline.input.safeParse(request.options);
@@ -188,7 +203,7 @@ export async function executePipeline(pipeline: AnyPipeline, request: RequestIX,
   }
   let value: unknown;
   try {
-    value = await pipeline.run({ ...request, options }, { signal, log });
+    value = await pipeline.run({ ...request, options }, { signal, log, traceparent: trace?.traceparent ?? null, tracestate: trace?.tracestate ?? null });
   } catch (error) {
     log.debug({ err: error }, "pipeline threw");
     const failed = { ok: false as const, error: `pipeline "${pipeline.name}" failed: ${messageOf(error)}` };

@@ -6,6 +6,8 @@ import { createCallbackSender } from "./callback-sender.ts";
 import { createCallbackTargetPolicy } from "./callback-target-policy.ts";
 import type { WorkerConfig } from "./config.ts";
 import { logDbError, retryWhileDbAway } from "./db-retry.ts";
+import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
+import { type MetricsServer, serveMetrics } from "./metrics-server.ts";
 import { listenForPending, type PendingListener } from "./pending-listener.ts";
 import { type AnyPipeline, PipelineRegistry } from "./pipeline.ts";
 import { PipelineThreads } from "./pipeline-threads.ts";
@@ -61,6 +63,10 @@ export interface Worker {
   readonly inFlight: number;
   /** Pipeline runs not yet stopped, including runs past their timeout that are still within the kill grace. */
   readonly runningPipelines: number;
+  /** This worker's Prometheus figures (docs/OPERATIONS.md, "Metrics"), served on `metricsUrl` when configured. */
+  readonly metrics: WorkerMetrics;
+  /** Where GET /metrics is served once started (WorkerConfig.metrics); null when not served. */
+  readonly metricsUrl: string | null;
 }
 
 /**
@@ -76,6 +82,7 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   // Checked before anything is started, so a bad setting leaves nothing to clean up.
   const useCases = servedUseCases(registry, config.useCases);
   checkUseCaseCaps(config.useCaseConcurrency);
+  const metrics = createWorkerMetrics();
   const registration: workers.WorkerRegistration = {
     id: randomUUID(),
     host: hostname(),
@@ -86,7 +93,13 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
   // Only pipelines that can be loaded again in a thread (built-ins, modules) run there; see WorkerConfig.isolation.
   const threads =
     config.isolation === "thread" && registry.names.some((name) => registry.threadSource(name) !== undefined)
-      ? new PipelineThreads({ threads: config.concurrency, modules: registry.threadModules, maxResultBytes: config.maxResultBytes, log })
+      ? new PipelineThreads({
+          threads: config.concurrency,
+          modules: registry.threadModules,
+          maxResultBytes: config.maxResultBytes,
+          log,
+          onRestart: (reason) => metrics.threadRestarted(reason),
+        })
       : null;
   const sender = createCallbackSender({
     policy: createCallbackTargetPolicy(config.callback.allowedHosts),
@@ -96,8 +109,9 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     ...(config.callback.resolve ? { resolve: config.callback.resolve } : {}),
     proxyUrl: config.callback.proxyUrl,
   });
-  const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random });
-  const runner = createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue: () => dispatcher.wake() });
+  const dispatcher = createCallbackDispatcher({ db, sender, config: config.callback, log, random, metrics });
+  const runner = createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue: () => dispatcher.wake(), metrics });
+  metrics.observeSlots(() => ({ busy: runner.runningPipelines, total: config.concurrency, inFlight: runner.inFlight }));
   const leaseKeeper = createLeaseKeeper({
     db,
     config,
@@ -115,12 +129,14 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     onRequeued: () => runner.wake(),
     // Jobs ended `error` or `cancelled` may have callbacks due.
     onFailed: () => dispatcher.wake(),
+    metrics,
   });
 
   let started = false;
   let stopping = false;
   let listener: PendingListener | null = null;
   let poll: NodeJS.Timeout | undefined;
+  let metricsServer: MetricsServer | null = null;
   /** Ends the start-up registration's retries when the worker is stopped meanwhile. */
   const stopStarting = new AbortController();
 
@@ -206,6 +222,15 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
       await threads?.close();
       throw error;
     }
+    if (config.metrics !== null) {
+      try {
+        metricsServer = await serveMetrics(metrics.registry, config.metrics);
+      } catch (error) {
+        await threads?.close();
+        throw new Error(`the worker could not serve metrics on ${config.metrics.host}:${config.metrics.port} (IX_WORKER_METRICS_PORT)`, { cause: error });
+      }
+      log.info({ url: metricsServer.url }, "serving worker metrics");
+    }
     await rescuer.start();
     if (stopping) return; // stopped during the first rescue: nothing more to start
     listener = listen();
@@ -242,6 +267,8 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     await dispatcher.close({ force: !finished });
     // Terminates runs past their timeout that are still within the kill grace, and idle threads.
     await threads?.close();
+    // Last: the figures of the drain stay readable until the worker is done.
+    await metricsServer?.close();
     log.info({ abandonedJobs }, "worker stopped");
     return { abandonedJobs };
   }
@@ -265,6 +292,10 @@ export function createWorker({ db, pipelines, config, logger, random = Math.rand
     },
     get runningPipelines() {
       return runner.runningPipelines;
+    },
+    metrics,
+    get metricsUrl() {
+      return metricsServer?.url ?? null;
     },
   };
 }

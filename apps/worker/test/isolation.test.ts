@@ -16,7 +16,7 @@ import {
   type WorkerConfigOverrides,
   workerConfigFromEnv,
 } from "../src/index.ts";
-import { capturingLogger, submit, testConfig, waitFor } from "./fixtures/index.ts";
+import { capturingLogger, request, submit, testConfig, waitFor } from "./fixtures/index.ts";
 
 const probes = fileURLToPath(new URL("./fixtures/pipelines/thread-probes.ts", import.meta.url));
 const mainOnly = fileURLToPath(new URL("./fixtures/pipelines/main-thread-only.mjs", import.meta.url));
@@ -91,9 +91,27 @@ describe("thread isolation", () => {
         // The next job started only after the kill.
         expect(Date.parse(served.response?.metadata.started_at ?? "")).toBeGreaterThanOrEqual(Number(killed?.time));
         await waitFor("the slot to be free again", () => made.worker.runningPipelines === 0);
+        // The terminated thread is counted for operators (docs/OPERATIONS.md).
+        const restarts = await made.worker.metrics.registry.getSingleMetric("ix_worker_pipeline_thread_restarts_total")?.get();
+        expect(restarts?.values).toEqual([{ labels: { reason: "terminated" }, value: 1 }]);
       });
     },
   );
+
+  test("a run in a pipeline thread gets its trace context on the pipeline's context", async ({ database: { db } }) => {
+    const made = await threadWorker(db, { concurrency: 1 });
+    await withWorker(made, async () => {
+      const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const { job } = await jobs.insertPending(db, {
+        request: request({ use_case: "which_trace" }),
+        trace: { traceparent, tracestate: "congo=t61rcWkgMzE" },
+      });
+      const untraced = await submit(db, { use_case: "which_trace" });
+      // No SDK in this process: the run's span is the API's no-op, which carries the submitter's context on.
+      expect((await stored(db, job)).response?.result).toEqual({ traceparent, tracestate: "congo=t61rcWkgMzE", isMainThread: false });
+      expect((await stored(db, untraced)).response?.result).toEqual({ traceparent: null, tracestate: null, isMainThread: false });
+    });
+  });
 
   test("a run that honours its signal stops at the timeout, long before the kill grace, and frees its slot", async ({ database: { db } }) => {
     const made = await threadWorker(db, { concurrency: 1, pipelineTimeoutSeconds: 0.3, killGraceSeconds: 600 });

@@ -22,3 +22,4 @@ export type {
   RunRecord,
 } from "./lifecycle.ts";
 export { logSafeError, logSerializers, logText, logUrl, redactUrl, type LoggedError } from "./log-safe-error.ts";
+export * as metrics from "./metrics.ts";

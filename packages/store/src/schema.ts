@@ -67,6 +67,9 @@ export const ixJobs = pgTable(
     useCase: text("use_case").notNull(),
     /** Null while the job waits for a later run_at: it gets its turn when due. */
     fairTag: bigint("fair_tag", { mode: "number" }),
+    // The submitter's W3C trace context (docs/OPERATIONS.md, "Traces"): the run and the callback join its trace.
+    traceparent: text("traceparent"),
+    tracestate: text("tracestate"),
   },
   (t) => [
     uniqueIndex("ix_jobs_correlation_key").on(t.clientId, t.requestId),

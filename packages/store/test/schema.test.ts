@@ -164,7 +164,7 @@ describe("migrations", () => {
         sql`select request_id, status, attempts, created_at::text as created from ix_jobs order by request_id`,
       );
 
-      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling", "0004_failed_jobs"]);
+      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling", "0004_failed_jobs", "0005_trace_context"]);
       const moved = await db.execute<{
         request_id: string;
         status: string;
@@ -224,7 +224,7 @@ describe("migrations", () => {
         maxAttempts: 4,
       });
 
-      expect(await migrateDown(db, { steps: 3 })).toEqual(["0004_failed_jobs", "0003_scheduling", "0002_job_control"]);
+      expect(await migrateDown(db, { steps: 4 })).toEqual(["0005_trace_context", "0004_failed_jobs", "0003_scheduling", "0002_job_control"]);
       expect(await shapeNow()).toEqual(v1Shape);
       const after = await db.execute<{ job_id: string; status: string; error: string | null }>(
         sql`select job_id, status, response->>'error' as error from ix_jobs`,
@@ -238,7 +238,7 @@ describe("migrations", () => {
       expect(sqlState(refused)).toBe("23514");
 
       // And up once more: every row is a valid Job again.
-      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling", "0004_failed_jobs"]);
+      expect(await migrateUp(db)).toEqual(["0002_job_control", "0003_scheduling", "0004_failed_jobs", "0005_trace_context"]);
       for (const { job_id } of after.rows) expect(await jobs.get(db, job_id), job_id).not.toBeNull();
     } finally {
       await db.close();

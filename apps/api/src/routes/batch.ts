@@ -1,4 +1,4 @@
-import { BatchResults, SubmitJobsBatchBody } from "@ix/contracts";
+import { BatchResults, SubmitJobsBatchBody, traceContextFromHeaders } from "@ix/contracts";
 import { jobs, type Database } from "@ix/store";
 import type { FastifySchemaCompiler } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
@@ -49,7 +49,8 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (
           "answered (403: ix_client_id is not the key's client; 413: the item alone is over IX_API_BODY_LIMIT_BYTES). " +
           "Valid items are stored even when others are not, by one statement; a request_id repeated within the batch " +
           "is judged against its first occurrence. A body that is not {jobs: [...]} with 1 to 1,000 items is a 400 for " +
-          "the whole request; when the database is unavailable the whole request is a 503, and retrying it is safe.",
+          "the whole request; when the database is unavailable the whole request is a 503, and retrying it is safe. " +
+          "A traceparent (and tracestate) header is stored with every job the batch creates, as for POST /jobs.",
         tags: ["jobs"],
         security: authenticated ? [{ bearer: [] }] : [],
         body: SubmitJobsBatchBody,
@@ -77,7 +78,13 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (
       const measure = !(declared <= bodyLimitBytes);
       const results = await judgeSubmissions(
         items.map((item) => parseSubmission(submitSchema, item, { limitBytes: bodyLimitBytes, measure })),
-        { caller: request.caller, registry, store: (params) => jobs.insertPendingManySettled(db, params) },
+        {
+          caller: request.caller,
+          registry,
+          store: (params) => jobs.insertPendingManySettled(db, params),
+          // Every item joins the one trace of the request that carried it.
+          trace: traceContextFromHeaders(request.headers),
+        },
       );
       return reply.code(200).send({ results });
     },

@@ -1,10 +1,10 @@
-import { Job, JobList } from "@ix/contracts";
+import { Job, JobList, traceContextFromHeaders } from "@ix/contracts";
 import { jobs, type Database } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type Caller, clientScope } from "../auth.ts";
 import { problem, sendProblem } from "../problems.ts";
-import { JobIdParams, JobsQuery, type submitJobRequest } from "../schemas.ts";
+import { JobIdParams, JobsQuery, type submitJobRequest, TraceHeaders } from "../schemas.ts";
 import { judgeSubmissions } from "../submission.ts";
 import { SubmissionBatcher } from "../submission-batcher.ts";
 import type { UseCaseRegistry } from "../use-case-registry.ts";
@@ -50,6 +50,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
           "A use_case no worker has registered within IX_WORKER_REGISTRY_DAYS answers 422 listing the known ones.",
         tags: ["jobs"],
         security,
+        headers: TraceHeaders,
         body: submitSchema,
         response: {
           200: jsonResponse("The existing job for this (ix_client_id, request_id)", Job),
@@ -63,6 +64,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
         caller: request.caller,
         registry,
         store: (items) => Promise.allSettled(items.map((item) => submissions.submit(item))),
+        trace: traceContextFromHeaders(request.headers),
       });
       if (verdict === undefined) throw new Error("a submission was not judged");
       if ("problem" in verdict) return sendProblem(reply, verdict.problem);

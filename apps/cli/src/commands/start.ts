@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { type ApiEnv, apiConfigFromEnv, apiPoolOptionsFromEnv, parseApiEnv, startApi } from "@ix/api";
 import { ConfigError } from "@ix/contracts";
-import { createLogger, shutdownOnSignals } from "@ix/process";
+import { createLogger, shutdownOnSignals, startTracing } from "@ix/process";
 import { connect, logSerializers, migrateUp } from "@ix/store";
 import { provisionPostgres, redactUrl } from "@ix/provision";
 import {
@@ -9,6 +9,7 @@ import {
   createWorker,
   loadPipelineModules,
   PipelineRegistry,
+  parseTracesExporter,
   parseWorkerEnv,
   servedUseCases,
   workerConfigFromEnv,
@@ -35,11 +36,12 @@ function parseAll(env: Record<string, string | undefined>) {
   };
   const apiEnv = attempt(() => parseApiEnv(env));
   const workerEnv = attempt(() => parseWorkerEnv(env));
+  const tracesExporter = attempt(() => parseTracesExporter(env));
   // A variable both read (IX_CALLBACK_ALLOWED_HOSTS, IX_LOG_LEVEL, …) is reported once.
   const seen = new Set<string>();
   const unique = problems.filter(({ variable, message }) => !seen.has(`${variable}\n${message}`) && seen.add(`${variable}\n${message}`));
-  if (!apiEnv || !workerEnv) throw new ConfigError(unique);
-  return [apiEnv, workerEnv] as const;
+  if (!apiEnv || !workerEnv || tracesExporter === undefined) throw new ConfigError(unique);
+  return [apiEnv, workerEnv, tracesExporter] as const;
 }
 
 /**
@@ -53,7 +55,7 @@ function parseAll(env: Record<string, string | undefined>) {
  * recovered before PostgreSQL starts (stale-postgres.ts).
  */
 export async function start(cliEnv: CliEnv, env: Record<string, string | undefined>): Promise<void> {
-  const [apiEnv, workerEnv] = parseAll(env);
+  const [apiEnv, workerEnv, tracesExporter] = parseAll(env);
   // Every record names its component: this command's own, the worker's and the API's.
   const root = createLogger({ level: apiEnv.IX_LOG_LEVEL, format: apiEnv.IX_LOG_FORMAT, serializers: logSerializers });
   const logger = root.child({ component: "cli" });
@@ -110,6 +112,11 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     stops.push(() => apiDb.close());
     const applied = await migrateUp(apiDb);
     if (applied.length) logger.info({ applied }, "migrated");
+    if (shuttingDown) return;
+
+    // The one SDK of this process (the worker's runs are its spans); nothing is loaded without OTEL_* settings.
+    const tracing = await startTracing({ serviceName: "ix", exporter: tracesExporter });
+    if (tracing) stops.push(() => tracing.shutdown());
     if (shuttingDown) return;
 
     const workerDb = connect(server.url, { ...workerPoolOptions(baseConfig), onIdleError: connectionLost("worker") });

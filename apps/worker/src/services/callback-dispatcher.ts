@@ -4,6 +4,8 @@ import type { CallbackSender } from "../callback-sender.ts";
 import { createClaimLoop } from "../claim-loop.ts";
 import type { CallbackConfig } from "../config.ts";
 import { logDbError } from "../db-retry.ts";
+import type { WorkerMetrics } from "../metrics.ts";
+import { startDeliverySpan } from "../tracing.ts";
 
 export interface CallbackDispatcher {
   /** Begins delivering: from now on the claim loop runs whenever it is woken and there is room. */
@@ -32,6 +34,8 @@ export interface CallbackDispatcherOptions {
   log: Logger;
   /** Jitter source for the retry backoff; injected by deterministic tests. */
   random: () => number;
+  /** Counts deliveries by outcome (ix_callback_deliveries_total). */
+  metrics: WorkerMetrics;
 }
 
 /**
@@ -45,7 +49,7 @@ export interface CallbackDispatcherOptions {
  * worker), and none to a host the circuit breaker paused. Each outcome is
  * reported to the breaker (`jobs.recordHostHealth`), whose state all workers share.
  */
-export function createCallbackDispatcher({ db, sender, config, log, random }: CallbackDispatcherOptions): CallbackDispatcher {
+export function createCallbackDispatcher({ db, sender, config, log, random, metrics }: CallbackDispatcherOptions): CallbackDispatcher {
   const leaseSeconds = lifecycle.callbackLeaseSeconds(config.timeoutSeconds);
   const deliveries = new Set<Promise<void>>();
   /** Room promised to claims in progress, so concurrent claims never exceed the concurrency. */
@@ -68,16 +72,21 @@ export function createCallbackDispatcher({ db, sender, config, log, random }: Ca
     else busy.delete(host);
   }
 
-  async function deliver({ job, attempt, host }: CallbackDelivery): Promise<void> {
+  async function deliver({ job, attempt, host, trace }: CallbackDelivery): Promise<void> {
     // The target by origin and path only: a query string may hold the receiver's token.
     const deliveryLog = log.child({ job_id: job.job_id, callback_attempt: attempt, callback_target: logUrl(job.callback_url) });
-    const result = await sender.send(job);
+    // Each attempt is a span in the submitter's trace, and the request carries its traceparent (tracing.ts).
+    const span = startDeliverySpan(job, attempt, host, trace);
+    const began = performance.now();
+    const result = await sender.send(job, span.headers);
     const outcome = lifecycle.decideCallbackOutcome(result, {
       attempt,
       maxAttempts: config.maxAttempts,
       backoff: { baseSeconds: config.retryBaseSeconds, maxSeconds: config.retryMaxSeconds },
       random,
     });
+    metrics.callbackDelivered(outcome.kind, (performance.now() - began) / 1000);
+    span.end(outcome.kind, result.status);
     try {
       const recorded = await jobs.recordCallbackAttempt(db, { jobId: job.job_id, attempt, outcome });
       if (!recorded) deliveryLog.warn("delivery outcome not recorded: its lease ran out and another attempt owns it");

@@ -1,12 +1,14 @@
-import type { Job, ResponseIX } from "@ix/contracts";
+import type { Job, ResponseIX, TraceContext } from "@ix/contracts";
 import { type Completion, type Database, isTransientDbError, jobs, lifecycle, logText } from "@ix/store";
 import type { Logger } from "pino";
 import { createClaimLoop } from "../claim-loop.ts";
 import type { WorkerConfig } from "../config.ts";
 import { logDbError, retryWhileDbAway } from "../db-retry.ts";
+import type { WorkerMetrics } from "../metrics.ts";
 import type { PipelineRegistry } from "../pipeline.ts";
 import { type RunVerdict, startPipeline } from "../pipeline-run.ts";
 import type { PipelineThreads } from "../pipeline-threads.ts";
+import { type RunSpan, startRunSpan } from "../tracing.ts";
 
 export interface JobRunner {
   /** Begins claiming: from now on the claim loop runs whenever it is woken and slots are free. */
@@ -68,6 +70,8 @@ export interface JobRunnerOptions {
   log: Logger;
   /** Finished jobs with a callback_url were stored: their deliveries are due. */
   onCallbacksDue(): void;
+  /** Outcomes, wait and run times, claim and completion latency (docs/OPERATIONS.md, "Metrics"). */
+  metrics: WorkerMetrics;
 }
 
 /**
@@ -75,7 +79,7 @@ export interface JobRunnerOptions {
  * not-yet-stored jobs all count), runs each through its pipeline, and stores
  * the responses of one tick in one fenced statement.
  */
-export function createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue }: JobRunnerOptions): JobRunner {
+export function createJobRunner({ db, registry, threads, config, useCases, log, onCallbacksDue, metrics }: JobRunnerOptions): JobRunner {
   /**
    * Claimed jobs not yet stored: `abort` is the hard stop `abandon` fires;
    * `stop` stops the run for a cancel or a lost lease, and `lost` drops its result.
@@ -134,7 +138,12 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
     try {
       const onUnstorable = (f: jobs.UnstorableCompletion) =>
         log.warn({ job_id: f.jobId, reason: f.reason, stored_as_error: f.storedAsError }, "response could not be stored as the pipeline made it");
-      const applied = await retryWhileDbAway(() => jobs.completeRuns(db, completions, { onUnstorable }), {
+      const applied = await retryWhileDbAway(async () => {
+        const began = performance.now();
+        const stored = await jobs.completeRuns(db, completions, { onUnstorable });
+        metrics.completionsStored((performance.now() - began) / 1000);
+        return stored;
+      }, {
         signal: hardStop.signal,
         retryable: isTransientDbError,
         onFailure: (error, retryInMs) => logDbError(log, error, "storing responses", retryInMs),
@@ -189,7 +198,17 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
     );
   }
 
-  function startJob(job: Job): Promise<void> {
+  /** Records a stored completion in the metrics, and ends the run's span with what became of the job. */
+  function finished(job: Job, span: RunSpan, response: ResponseIX, status: jobs.CompletedRun["status"] | null): void {
+    if (status === null) {
+      span.end("fenced");
+      return;
+    }
+    metrics.jobFinished(job.request.use_case, status, response.metadata.duration_ms / 1000);
+    span.end(status === "pending" ? "retried" : status, response.error);
+  }
+
+  function startJob(job: Job, trace: TraceContext | null): Promise<void> {
     const abort = new AbortController();
     const stop = new AbortController();
     const entry: Active = { job, done: Promise.resolve(), abort, stop, cancelRequested: job.cancel_requested_at !== null, lost: false };
@@ -202,6 +221,8 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
         if (entry.lost) jobLog.warn("lease lost before the run started; not run");
         return;
       }
+      // The run's span, in the submitter's trace (tracing.ts); the pipeline runs inside it.
+      const span = startRunSpan(job, trace);
       if (entry.cancelRequested) {
         // Cancelled while queued here: it never runs, and ends cancelled.
         releasePipelineSlot();
@@ -216,6 +237,7 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
           attempt: job.attempts + 1,
         });
         const status = await complete(job, response, { kind: "cancelled" });
+        finished(job, span, response, status);
         jobLog.info({ status }, "job cancelled before it started");
         return;
       }
@@ -232,10 +254,12 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
           signal: abort.signal,
           cancel: stop.signal,
           cancelGraceMs: config.cancelGraceSeconds * 1000,
+          trace: { context: span.context, headers: span.headers },
         });
       } catch (error) {
         // Nothing started (e.g. the threads are closed): the slot is free again.
         releasePipelineSlot();
+        span.end("abandoned");
         throw error;
       }
       let stopped = false;
@@ -254,14 +278,19 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
         });
       }
       // Cut off by a hard stop: the run did not finish, so nothing is stored.
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) {
+        span.end("abandoned");
+        return;
+      }
       // No longer ours: storing would be fenced out anyway.
       if (entry.lost) {
+        span.end("lost");
         jobLog.warn("run stopped: its lease was lost (the job was rescued or ended elsewhere); result dropped");
         return;
       }
       const outcome = decide(entry, verdict);
       const status = await complete(job, response, outcome);
+      finished(job, span, response, status);
       if (status === null) jobLog.warn("response not stored: the job was swept and re-run or finished meanwhile (fenced)");
       else if (status === "pending") {
         jobLog.info({ error: logText(response.error ?? ""), retryInSeconds: outcome.kind === "retry" ? outcome.delaySeconds : undefined }, "job failed retryably; retried later");
@@ -292,7 +321,8 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
     if (want <= 0) return [];
     reserved += want;
     try {
-      const claimed = await jobs.claimPending(db, {
+      const began = performance.now();
+      const claimed = await jobs.claimPendingRuns(db, {
         limit: want,
         leaseSeconds: config.leaseSeconds,
         useCases,
@@ -300,8 +330,13 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
         onUnreadable: (row, outcome) =>
           log.warn({ job_id: row.jobId, client_id: row.clientId, reason: row.reason, outcome }, "job row is not a valid job"),
       });
+      metrics.claimed((performance.now() - began) / 1000);
       reserved -= want;
-      return claimed.map(startJob);
+      return claimed.map(({ job, trace }) => {
+        // Both instants are the database's clock: started_at is the claim's now(), run_at when the job became due.
+        if (job.started_at !== null) metrics.jobClaimed(job.request.use_case, (Date.parse(job.started_at) - Date.parse(job.run_at)) / 1000);
+        return startJob(job, trace);
+      });
     } catch (error) {
       reserved -= want;
       throw error;

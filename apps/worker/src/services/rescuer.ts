@@ -2,6 +2,7 @@ import { type Database, jobs, lifecycle } from "@ix/store";
 import type { Logger } from "pino";
 import type { WorkerConfig } from "../config.ts";
 import { logDbError } from "../db-retry.ts";
+import type { WorkerMetrics } from "../metrics.ts";
 
 /** What one pass did (`jobs.RescueResult`): requeued, failed (out of attempts), cancelled (a cancel was requested), or skipped (another rescuer was at it). */
 export type Rescue = jobs.RescueResult;
@@ -24,6 +25,8 @@ export interface RescuerOptions {
   onRequeued(): void;
   /** Jobs ended `error` or `cancelled`: those with a callback_url have deliveries due. */
   onFailed(): void;
+  /** Counts the orphans taken back (ix_jobs_orphaned_total). */
+  metrics: WorkerMetrics;
 }
 
 /**
@@ -33,7 +36,7 @@ export interface RescuerOptions {
  * worker's rescuer may take any worker's orphans; one acts at a time (the
  * store's advisory lock), the others skip that pass.
  */
-export function createRescuer({ db, config, log, policyMaxAttempts, onRequeued, onFailed }: RescuerOptions): Rescuer {
+export function createRescuer({ db, config, log, policyMaxAttempts, onRequeued, onFailed, metrics }: RescuerOptions): Rescuer {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -50,6 +53,7 @@ export function createRescuer({ db, config, log, policyMaxAttempts, onRequeued, 
       return rescued;
     }
     if (rescued.requeued.length > 0 || rescued.failed.length > 0 || rescued.cancelled.length > 0) log.warn(rescued, "rescued orphaned jobs");
+    metrics.jobsOrphaned({ requeued: rescued.requeued.length, failed: rescued.failed.length, cancelled: rescued.cancelled.length });
     if (rescued.requeued.length > 0) onRequeued();
     if (rescued.failed.length > 0 || rescued.cancelled.length > 0) onFailed();
     return rescued;

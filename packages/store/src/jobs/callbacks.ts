@@ -1,9 +1,9 @@
-import type { Job } from "@ix/contracts";
+import type { Job, TraceContext } from "@ix/contracts";
 import { and, eq, getTableColumns, isNull, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { type BreakerPolicy, type CallbackOutcome, hostPauseSeconds } from "../lifecycle.ts";
 import { ixCallbackHosts, ixJobs } from "../schema.ts";
-import { clock, type OnUnreadableRow, readJobRow } from "./row.ts";
+import { clock, type OnUnreadableRow, readJobRow, traceContextOf } from "./row.ts";
 
 export interface CallbackDelivery {
   job: Job;
@@ -11,6 +11,8 @@ export interface CallbackDelivery {
   attempt: number;
   /** The callback URL's `host[:port]`, lowercased (`callbackHost`): the key of the per-host cap and the circuit breaker. */
   host: string;
+  /** The submitter's trace context: the delivery carries a `traceparent` of that trace. Null when none was sent. */
+  trace: TraceContext | null;
 }
 
 /**
@@ -119,7 +121,7 @@ export async function claimDueCallbacks(db: Executor, params: ClaimDueCallbacksP
   for (const { host, ...row } of rows) {
     const read = readJobRow(row);
     if (read.ok) {
-      deliveries.push({ job: read.job, attempt: row.callbackAttempts, host });
+      deliveries.push({ job: read.job, attempt: row.callbackAttempts, host, trace: traceContextOf(row) });
       continue;
     }
     // Its Job cannot be built, so it cannot be sent: its delivery ends here, not in every later claim.

@@ -1,4 +1,4 @@
-import { type Job, ResponseIX } from "@ix/contracts";
+import { type Job, ResponseIX, type TraceContext } from "@ix/contracts";
 import { and, asc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Executor } from "../db.ts";
@@ -7,7 +7,7 @@ import { ixJobs, type JobRow } from "../schema.ts";
 import { applyRows } from "./complete.ts";
 import { withTurns } from "./fair-share.ts";
 import { PENDING_CHANNEL } from "./insert.ts";
-import { clock, type OnUnreadableRow, readJobRow, type UnreadableRow } from "./row.ts";
+import { clock, type OnUnreadableRow, readJobRow, traceContextOf, type UnreadableRow } from "./row.ts";
 
 export interface ClaimParams {
   limit: number;
@@ -57,6 +57,18 @@ const CAP_LOCK_CLASS = 0x1c_ca9;
  * (BENCHMARKS.md records the faster non-durable variant that was reverted).
  */
 export async function claimPending(db: Executor, params: ClaimParams): Promise<Job[]> {
+  return (await claimPendingRuns(db, params)).map((run) => run.job);
+}
+
+/** A claimed job and what its run needs besides the Job contract. */
+export interface ClaimedRun {
+  job: Job;
+  /** The submitter's trace context (`traceContextOf`), for the run's span; null when none was sent. */
+  trace: TraceContext | null;
+}
+
+/** `claimPending`, each job with its trace context: what a worker claims with. */
+export async function claimPendingRuns(db: Executor, params: ClaimParams): Promise<ClaimedRun[]> {
   const capped = bindingCaps(params).map(([name]) => name);
   const rows =
     capped.length === 0
@@ -68,12 +80,12 @@ export async function claimPending(db: Executor, params: ClaimParams): Promise<J
           );
           return claimPendingStatement(tx, params).execute();
         });
-  const claimed: Job[] = [];
+  const claimed: ClaimedRun[] = [];
   const unreadable: Array<{ row: JobRow; unreadable: UnreadableRow }> = [];
   // Rows that only received their turn stay pending: not this claimer's.
   for (const row of rows.filter((r) => r.status === "running").sort(byClaimOrder)) {
     const read = readJobRow(row);
-    if (read.ok) claimed.push(read.job);
+    if (read.ok) claimed.push({ job: read.job, trace: traceContextOf(row) });
     else unreadable.push({ row, unreadable: read.unreadable });
   }
   if (unreadable.length > 0) await endUnrunnable(db, unreadable, params.onUnreadable);

@@ -10,7 +10,7 @@ export {
   type HostHealthResult,
 } from "./callbacks.ts";
 export { CANCEL_CHANNEL, cancel, type CancelParams, type CancelResult } from "./cancel.ts";
-export { claimPending, claimPendingStatement, type ClaimParams } from "./claim.ts";
+export { claimPending, claimPendingRuns, claimPendingStatement, type ClaimedRun, type ClaimParams } from "./claim.ts";
 export {
   completeMany,
   completeRuns,
@@ -37,4 +37,4 @@ export { countFailed, type FailedJobsFilter, RETRY_FAILED_LIMIT, retryFailed } f
 export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease.ts";
 export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue.ts";
 export { retry, type RetryParams, type RetryResult } from "./retry.ts";
-export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, type UnreadableRow } from "./row.ts";
+export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, traceContextOf, type UnreadableRow } from "./row.ts";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Job, RequestIX } from "@ix/contracts";
+import type { Job, RequestIX, TraceContext } from "@ix/contracts";
 import { getTableColumns, is, sql, SQL } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { ixJobs } from "../schema.ts";
@@ -24,6 +24,8 @@ export interface InsertPendingParams {
   runAt?: Date | string | null;
   /** 1…25 runs; default null: the pipeline's retry policy, else the worker's IX_MAX_ATTEMPTS. */
   maxAttempts?: number | null;
+  /** The submitter's W3C trace context; its run and callback join that trace. Default none. */
+  trace?: TraceContext | null;
 }
 
 export interface InsertPendingResult {
@@ -94,6 +96,8 @@ const INSERT_SELECTION = insertSelection({
   submittedMaxAttempts: sql`v.max_attempts`,
   useCase: sql`v.use_case`,
   fairTag: sql`v.fair_tag`,
+  traceparent: sql`v.traceparent`,
+  tracestate: sql`v.tracestate`,
 });
 
 /** A schema default as SQL text, so defaults add no parameters to the statement. */
@@ -115,7 +119,7 @@ function literal(value: unknown): string {
  */
 function prepareInsert(db: Executor) {
   const items = sql`(select ix_id, client_id, request_id, request, callback_url, ${orDefault("priority", sql`priority`)} as priority,
-      run_at, max_attempts, use_case, n, run_at is null or run_at <= now() as due
+      run_at, max_attempts, use_case, traceparent, tracestate, n, run_at is null or run_at <= now() as due
     from unnest(
       ${sql.placeholder("ixIds")}::text[],
       ${sql.placeholder("clientIds")}::text[],
@@ -125,8 +129,10 @@ function prepareInsert(db: Executor) {
       ${sql.placeholder("priorities")}::int[],
       ${sql.placeholder("runAts")}::timestamptz[],
       ${sql.placeholder("maxAttempts")}::int[],
-      ${sql.placeholder("useCases")}::text[]
-    ) with ordinality as i(ix_id, client_id, request_id, request, callback_url, priority, run_at, max_attempts, use_case, n)) as i`;
+      ${sql.placeholder("useCases")}::text[],
+      ${sql.placeholder("traceparents")}::text[],
+      ${sql.placeholder("tracestates")}::text[]
+    ) with ordinality as i(ix_id, client_id, request_id, request, callback_url, priority, run_at, max_attempts, use_case, traceparent, tracestate, n)) as i`;
   return db
     .insert(ixJobs)
     .select((qb) => qb.select(INSERT_SELECTION).from(sql`${withTurns(items)} as v`).orderBy(sql`v.n`))
@@ -172,6 +178,7 @@ type Value = {
   priority: number | null;
   runAtIso: string | null;
   maxAttempts: number | null;
+  trace: TraceContext | null;
 };
 
 /**
@@ -216,12 +223,12 @@ export async function insertPendingManySettled(
   // uncommitted row of the same key waits for it, so two batches inserting
   // overlapping keys in different orders could deadlock. In one order they cannot.
   firsts.sort((a, b) => compareKeys(a.request, b.request));
-  const values: Value[] = firsts.map(({ request, callbackUrl = null, priority = null, runAt = null, maxAttempts = null }) => {
+  const values: Value[] = firsts.map(({ request, callbackUrl = null, priority = null, runAt = null, maxAttempts = null, trace = null }) => {
     const ixId = newIxId();
     // A client's own ix_id is ignored: ix assigns it.
     const stored: RequestIX = { ...request, ix_id: ixId };
     const runAtIso = runAt === null ? null : new Date(runAt).toISOString();
-    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl, priority, runAtIso, maxAttempts };
+    return { ixId, clientId: request.ix_client_id, requestId: request.request_id, request: stored, callbackUrl, priority, runAtIso, maxAttempts, trace };
   });
 
   const settled = new Map<string, PromiseSettledResult<InsertPendingResult>>();
@@ -247,6 +254,8 @@ export async function insertPendingManySettled(
         runAts: pending.map((v) => v.runAtIso),
         maxAttempts: pending.map((v) => v.maxAttempts),
         useCases: pending.map((v) => v.request.use_case),
+        traceparents: pending.map((v) => v.trace?.traceparent ?? null),
+        tracestates: pending.map((v) => v.trace?.tracestate ?? null),
       });
     } catch (error) {
       // One statement: it stored none of these rows.

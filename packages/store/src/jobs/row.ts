@@ -1,4 +1,4 @@
-import { Job } from "@ix/contracts";
+import { Job, type TraceContext } from "@ix/contracts";
 import { sql, type SQL } from "drizzle-orm";
 import type { z } from "zod";
 import type { JobRow } from "../schema.ts";
@@ -15,6 +15,11 @@ function iso(value: Date | null): string | null {
 /** Every row leaves the repo as a validated Job contract. */
 export function toJob(row: JobRow): Job {
   return Job.parse(jobFields(row));
+}
+
+/** The submitter's trace context stored with the row: not part of the Job contract, so runs and callbacks carry it beside the job. */
+export function traceContextOf(row: Pick<JobRow, "traceparent" | "tracestate">): TraceContext | null {
+  return row.traceparent === null ? null : { traceparent: row.traceparent, tracestate: row.tracestate };
 }
 
 /** A row that is not a valid Job (written past the repo's validation): which one, and why, without its values. */
