@@ -99,9 +99,13 @@ describe("traces", () => {
       );
       const job = await finished(db, submitted.job_id);
       await waitFor("the callback", () => hook.received.length > 0);
-      await tracing?.flush();
-
-      const spans = exporter.getFinishedSpans();
+      // Spans end after what the test can see: the run's once its completion is stored, the delivery's once
+      // the worker has read the receiver's answer.
+      const spans = await waitFor("the run's and the callback's spans to end", async () => {
+        await tracing?.flush();
+        const ended = exporter.getFinishedSpans().map((span) => span.name);
+        return ended.includes("ix.run trace_probe") && ended.includes("ix.callback") && exporter.getFinishedSpans();
+      });
       const run = spans.find((span) => span.name === "ix.run trace_probe");
       expect(run, spans.map((s) => s.name).join(", ")).toBeDefined();
       expect(run!.spanContext().traceId).toBe(TRACE_ID);
