@@ -17,6 +17,13 @@ describe("the claim statement", () => {
            case when g % 2 = 0 then now() end, case when g % 2 = 0 then now() end, case when g % 2 = 0 then '{}'::jsonb end
     from generate_series(1, 40000) as g`;
 
+  function literal(value: unknown): string {
+    if (value === null || value === undefined) return "null";
+    if (typeof value === "number") return String(value);
+    const text = Array.isArray(value) ? `{${value.map((v) => JSON.stringify(v)).join(",")}}` : String(value);
+    return `'${text.replaceAll("'", "''")}'`;
+  }
+
   async function plan(db: Parameters<typeof jobs.claimPendingStatement>[0], params: ClaimParams): Promise<string> {
     const { sql: text, params: values } = jobs.claimPendingStatement(db, params).toSQL();
     const { rows } = await (db as { $client: { query: <R>(t: string, v: unknown[]) => Promise<{ rows: R[] }> } }).$client.query<{
@@ -44,6 +51,34 @@ describe("the claim statement", () => {
       expect(text, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
       expect(text, JSON.stringify(params)).not.toMatch(/Sort Key: \w+\.priority DESC, \w+\.fair_tag/);
       if (params.useCaseConcurrency) expect(text).toContain("ix_jobs_running_queue_idx");
+    }
+  });
+
+  // The claim runs as a prepared statement: after a few executions PostgreSQL may switch to a plan built
+  // without the parameters' values, which must be just as good.
+  test("the plan built without the parameters' values (the prepared statement's generic plan) is the same shape", async ({
+    database: { db },
+  }) => {
+    await db.execute(fill);
+    await db.execute(sql`analyze ix_jobs`);
+    for (const params of [
+      { limit: 500, useCases: ["ocr", "llm"], useCaseConcurrency: { ocr: 4 } },
+      { limit: 1, useCases: ["llm"] },
+      { limit: 8 },
+    ] satisfies ClaimParams[]) {
+      const { sql: text, params: values } = jobs.claimPendingStatement(db, params).toSQL();
+      const text2 = await db.transaction(async (tx) => {
+        await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
+        await tx.execute(sql.raw(`prepare ix_claim_generic as ${text}`));
+        // EXPLAIN EXECUTE takes no bind parameters: the values go in as literals.
+        const { rows } = await tx.execute<{ "QUERY PLAN": string }>(sql.raw(`explain execute ix_claim_generic(${values.map(literal).join(", ")})`));
+        await tx.execute(sql`deallocate ix_claim_generic`);
+        return rows.map((r) => r["QUERY PLAN"]).join("\n");
+      });
+      expect(text2, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
+      expect(text2, JSON.stringify(params)).toContain("ix_jobs_pkey");
+      expect(text2, JSON.stringify(params)).not.toMatch(/Seq Scan/);
+      expect(text2, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
     }
   });
 });

@@ -1,13 +1,14 @@
 import { type Job, ResponseIX, type TraceContext } from "@ix/contracts";
-import { and, asc, eq, getTableColumns, isNotNull, isNull, lte, sql } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
+import { createHash } from "node:crypto";
+import { and, asc, fillPlaceholders, getTableColumns, isNotNull, isNull, lte, type Query, type SQL, sql } from "drizzle-orm";
+import { PgDialect, QueryBuilder } from "drizzle-orm/pg-core";
 import type { Executor } from "../db.ts";
 import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableResponse } from "../lifecycle.ts";
 import { ixJobs, type JobRow } from "../schema.ts";
 import { applyRows } from "./complete.ts";
 import { withTurns } from "./fair-share.ts";
 import { PENDING_CHANNEL } from "./insert.ts";
-import { clock, type OnUnreadableRow, readJobRow, traceContextOf, type UnreadableRow } from "./row.ts";
+import { type OnUnreadableRow, readJobRow, traceContextOf, type UnreadableRow } from "./row.ts";
 
 export interface ClaimParams {
   limit: number;
@@ -159,26 +160,85 @@ const DUE_BATCH = 1_000;
  * parameters. A capped use_case's room is counted here, so this statement must
  * run after its lock (claimPending does that).
  *
+ * The text depends only on whether the claimer names its use_cases; every
+ * value is a parameter. So the text is built once per shape and run as a named
+ * prepared statement: building it costs more than running a small claim, and a
+ * server connection plans it once instead of on every claim (BENCHMARKS.md,
+ * "Issue 17 levers").
+ */
+export function claimPendingStatement(db: Executor, params: ClaimParams) {
+  const { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, useCases, now } = params;
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`claim limit must be a positive integer, got ${limit}`);
+  assertLeaseSeconds(leaseSeconds);
+  const caps = bindingCaps(params);
+  const statement = claimStatementFor(useCases === undefined ? "every" : "named");
+  const values: ClaimValues = {
+    limit,
+    leaseSeconds,
+    now: now ? now.toISOString() : null,
+    useCases: useCases === undefined ? [] : [...new Set(useCases)],
+    capNames: caps.map(([name]) => name),
+    capValues: caps.map(([, cap]) => cap),
+  };
+  return {
+    /** The statement's text and parameters, for EXPLAIN. */
+    toSQL: () => ({ sql: statement.query.sql, params: fillPlaceholders(statement.query.params, { ...values }) }),
+    /** Runs it: the rows it wrote, claimed (running) and only turned (pending) alike. */
+    execute: async (): Promise<JobRow[]> => {
+      const prepared = db._.session.prepareQuery(statement.query, undefined, statement.name, false);
+      const result = (await prepared.execute({ ...values })) as { rows: Array<Record<string, unknown>> };
+      return result.rows.map(jobRowFromDriver);
+    },
+  };
+}
+
+/** The claim's parameters, by placeholder name. */
+interface ClaimValues {
+  limit: number;
+  leaseSeconds: number;
+  /** ISO instant, or null for the database's now(). */
+  now: string | null;
+  useCases: string[];
+  capNames: string[];
+  capValues: number[];
+}
+
+type ClaimShape = "named" | "every";
+
+const claimStatements = new Map<ClaimShape, { query: Query; name: string }>();
+
+/** The claim statement of one shape, built on first use; named by a hash of its text, so a name never means two texts. */
+function claimStatementFor(shape: ClaimShape): { query: Query; name: string } {
+  let statement = claimStatements.get(shape);
+  if (!statement) {
+    const query = dialect.sqlToQuery(buildClaimStatement(shape));
+    statement = { query, name: `ix_claim_${createHash("sha1").update(query.sql).digest("hex").slice(0, 12)}` };
+    claimStatements.set(shape, statement);
+  }
+  return statement;
+}
+
+const placeholder = <K extends keyof ClaimValues>(name: K) => sql.placeholder(name);
+
+/**
  * In order, inside one statement: jobs whose run_at has come get their turns
  * (`due`, `turned`); each of the claimer's queues is read from the claim index
  * (`next`), joined by the jobs just turned; the best `limit` within each
  * queue's room are chosen; the update sets those running and stores the turns.
  */
-export function claimPendingStatement(
-  db: Executor,
-  params: ClaimParams,
-) {
-  const { limit, leaseSeconds = DEFAULT_LEASE_SECONDS, useCases, now } = params;
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`claim limit must be a positive integer, got ${limit}`);
-  assertLeaseSeconds(leaseSeconds);
-  const caps = bindingCaps(params);
-  const at = clock(now);
+function buildClaimStatement(shape: ClaimShape): SQL {
+  // The builder only builds SQL here; the statement runs on whichever executor claims.
+  const db = queryBuilder;
+  const limit = sql`${placeholder("limit")}::int`;
+  const at = sql`coalesce(${placeholder("now")}::timestamptz, now())`;
+  // A literal, not a parameter: a plan built without the parameters' values must still match the partial indexes' predicates.
+  const pending = sql`${ixJobs.status} = 'pending'`;
   // Jobs waiting for their run_at that are now due, of any use_case: whichever claimer finds them gives them
   // their turns, so a use_case whose workers are busy still queues its due jobs in order.
   const waiting = db
     .select({ jobId: ixJobs.jobId, clientId: ixJobs.clientId, useCase: ixJobs.useCase, priority: ixJobs.priority, runAt: ixJobs.runAt })
     .from(ixJobs)
-    .where(and(eq(ixJobs.status, "pending"), isNull(ixJobs.fairTag), lte(ixJobs.runAt, at)))
+    .where(and(pending, isNull(ixJobs.fairTag), lte(ixJobs.runAt, at)))
     .orderBy(asc(ixJobs.runAt), asc(ixJobs.jobId))
     .limit(DUE_BATCH)
     .for("update", { skipLocked: true });
@@ -186,7 +246,7 @@ export function claimPendingStatement(
   // The claimer's queues: the use_cases it names, or every use_case with due jobs, found by skipping
   // through the claim index one use_case at a time.
   const names =
-    useCases === undefined
+    shape === "every"
       ? sql`(with recursive uc(use_case) as (
             (select use_case from ix_jobs where status = 'pending' and fair_tag is not null order by use_case limit 1)
             union all
@@ -195,25 +255,25 @@ export function claimPendingStatement(
             from uc where uc.use_case is not null)
           select use_case from uc where use_case is not null
           union select use_case from turned)`
-      : sql`(select unnest(${sql.param([...new Set(useCases)])}::text[]) as use_case)`;
+      : sql`(select unnest(${placeholder("useCases")}::text[]) as use_case)`;
   // How many jobs each queue may start: the claim's limit, or what its binding cap leaves.
   const queues = sql`(select names.use_case, case when caps.cap is null then ${limit}
         else greatest(caps.cap - (select count(*) from ix_jobs as r where r.status = 'running' and r.use_case = names.use_case), 0)::int
       end as room
     from ${names} as names
-    left join unnest(${sql.param(caps.map(([name]) => name))}::text[], ${sql.param(caps.map(([, cap]) => cap))}::int[]) as caps(use_case, cap)
+    left join unnest(${placeholder("capNames")}::text[], ${placeholder("capValues")}::int[]) as caps(use_case, cap)
       using (use_case))`;
   const next = db
     .select({ jobId: ixJobs.jobId, priority: ixJobs.priority, useCase: ixJobs.useCase, fairTag: ixJobs.fairTag })
     .from(ixJobs)
-    .where(and(eq(ixJobs.status, "pending"), isNotNull(ixJobs.fairTag), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
+    .where(and(pending, isNotNull(ixJobs.fairTag), sql`${ixJobs.useCase} = q.use_case`, lte(ixJobs.runAt, at)))
     // `nulls last` as the index stores it: a plain `desc` (nulls first) cannot be read from the index in order.
     .orderBy(sql`${ixJobs.priority} desc nulls last`, asc(ixJobs.fairTag))
-    .limit(limit)
+    .limit(placeholder("limit"))
     .for("update", { skipLocked: true });
   // The final `= any(array(…))` fetches each written row by primary key; a plain join to `writes` can be
   // planned as a scan of the whole table, whose cost grows with the finished rows (test/claim-plan.test.ts).
-  const statement = sql`
+  return sql`
     with turned as (select job_id, use_case, priority, fair_tag from ${withTurns(due)} as t),
     q as ${queues},
     picked as (
@@ -238,20 +298,15 @@ export function claimPendingStatement(
     update ix_jobs as j set
       status = case when x.claim then 'running' else j.status end,
       started_at = case when x.claim then ${at} else j.started_at end,
-      lease_expires_at = case when x.claim then ${at} + make_interval(secs => ${leaseSeconds}::float8) else j.lease_expires_at end,
+      lease_expires_at = case when x.claim then ${at} + make_interval(secs => ${placeholder("leaseSeconds")}::float8) else j.lease_expires_at end,
       fair_tag = coalesce(x.fair_tag, j.fair_tag)
     from writes as x
     where j.job_id = x.job_id and j.job_id = any(array(select job_id from writes))
     returning j.*, case when not x.claim then pg_notify(${PENDING_CHANNEL}, '') end as woke`;
-  return {
-    /** The statement's text and parameters, for EXPLAIN. */
-    toSQL: () => dialect.sqlToQuery(statement),
-    /** Runs it: the rows it wrote, claimed (running) and only turned (pending) alike. */
-    execute: async (): Promise<JobRow[]> => (await db.execute<Record<string, unknown>>(statement)).rows.map(jobRowFromDriver),
-  };
 }
 
 const dialect = new PgDialect();
+const queryBuilder = new QueryBuilder();
 const jobColumns = Object.entries(getTableColumns(ixJobs));
 
 /** A raw `returning *` row as Drizzle would map it (column names to keys, each column's own decoding). */

@@ -1,6 +1,7 @@
 import { ResponseIX, ResponseMetadata } from "@ix/contracts";
-import { sql } from "drizzle-orm";
-import { PgTransaction } from "drizzle-orm/pg-core";
+import { createHash } from "node:crypto";
+import { type Query, sql } from "drizzle-orm";
+import { PgDialect, PgTransaction } from "drizzle-orm/pg-core";
 import type { Executor } from "../db.ts";
 import { isTransientDbError, sqlState } from "../errors.ts";
 import { cancelReason, completionStatus, errorEntryText, type RunOutcome, unstorableResponse } from "../lifecycle.ts";
@@ -235,14 +236,35 @@ const retrying = sql.raw("(j.cancel_requested_at is null and c.status = 'pending
  * (`lifecycle.cancelledRunResponse`).
  */
 export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promise<CompletedRun[]> {
-  const result = await db.execute<{ job_id: string; status: CompletedRun["status"] }>(sql`
+  const prepared = db._.session.prepareQuery(finishStatement().query, undefined, finishStatement().name, false);
+  const result = (await prepared.execute({
+    jobIds: rows.map((r) => r.jobId),
+    attempts: rows.map((r) => r.attempts),
+    statuses: rows.map((r) => r.status),
+    responses: rows.map((r) => r.json),
+    delays: rows.map((r) => r.delaySeconds ?? 0),
+    errorTexts: rows.map((r) => r.errorText ?? null),
+  })) as { rows: Array<{ job_id: string; status: CompletedRun["status"] }> };
+  return result.rows.map((r) => ({ jobId: r.job_id, status: r.status }));
+}
+
+let finishing: { query: Query; name: string } | undefined;
+
+/**
+ * The finishing statement's text, the same for every batch (the rows are array
+ * parameters): built once and run as a named prepared statement, so neither
+ * Drizzle's building nor PostgreSQL's planning is paid per batch.
+ */
+function finishStatement(): { query: Query; name: string } {
+  if (!finishing) {
+    const query = new PgDialect().sqlToQuery(sql`
     update ix_jobs as j set
       status = case when ${cancelling} then 'cancelled' else c.status end,
       response = case
         when ${cancelling} then jsonb_set(
           jsonb_set(c.response, '{error}', to_jsonb(case j.cancel_requested_by
-            when 'client' then ${cancelReason("client", "running")}::text
-            else ${cancelReason("operator", "running")}::text end)),
+            when 'client' then ${sql.raw(quoted(cancelReason("client", "running")))}::text
+            else ${sql.raw(quoted(cancelReason("operator", "running")))}::text end)),
           '{result}', 'null'::jsonb)
         when ${retrying} then null
         else c.response end,
@@ -259,16 +281,23 @@ export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promi
         else j.errors end,
       callback_next_attempt_at = case when not ${retrying} and j.callback_url is not null then now() end
     from unnest(
-      ${sql.param(rows.map((r) => r.jobId))}::uuid[],
-      ${sql.param(rows.map((r) => r.attempts))}::int[],
-      ${sql.param(rows.map((r) => r.status))}::text[],
-      ${sql.param(rows.map((r) => r.json))}::jsonb[],
-      ${sql.param(rows.map((r) => r.delaySeconds ?? 0))}::float8[],
-      ${sql.param(rows.map((r) => r.errorText ?? null))}::text[]
+      ${sql.placeholder("jobIds")}::uuid[],
+      ${sql.placeholder("attempts")}::int[],
+      ${sql.placeholder("statuses")}::text[],
+      ${sql.placeholder("responses")}::jsonb[],
+      ${sql.placeholder("delays")}::float8[],
+      ${sql.placeholder("errorTexts")}::text[]
     ) as c(job_id, attempts, status, response, delay_seconds, error_text)
     where j.job_id = c.job_id and j.status = 'running' and j.attempts = c.attempts
     returning j.job_id, j.status`);
-  return result.rows.map((r) => ({ jobId: r.job_id, status: r.status }));
+    finishing = { query, name: `ix_finish_${createHash("sha1").update(query.sql).digest("hex").slice(0, 12)}` };
+  }
+  return finishing;
+}
+
+/** A code constant as an SQL string literal. */
+function quoted(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
 }
 
 /** Applies `rows` in a savepoint; when the database refuses them for a row's sake, halves and tries again. */
