@@ -20,8 +20,15 @@ export function ratioTable(results: BenchResults): string {
   const lines: string[] = [];
   lines.push(
     table([
-      ["system", "enqueue jobs/s", "process jobs/s", "latency p50 ms", "latency p99 ms"],
-      ...results.systems.map((s) => [s.system, String(s.enqueue_jobs_per_s), String(s.process_jobs_per_s), String(s.latency_p50_ms), String(s.latency_p99_ms)]),
+      ["system", "enqueue jobs/s", "process jobs/s", "latency p50 ms", "latency p99 ms", "process CPU µs/job: Node + PostgreSQL"],
+      ...results.systems.map((s) => [
+        s.system,
+        String(s.enqueue_jobs_per_s),
+        String(s.process_jobs_per_s),
+        String(s.latency_p50_ms),
+        String(s.latency_p99_ms),
+        `${s.node_cpu_us_per_job} + ${s.postgres_cpu_us_per_job ?? "?"}`,
+      ]),
     ]),
   );
   const ix = results.systems.find((s) => s.system === "ix");

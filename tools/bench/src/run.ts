@@ -10,7 +10,8 @@ import { openGraphileWorker } from "./systems/graphile-worker.ts";
 import type { PipelineIsolation } from "@ix/worker";
 import { ixJobCounts, openIx } from "./systems/ix.ts";
 import { openPgBoss } from "./systems/pg-boss.ts";
-import type { QueueSystem, SystemResult, Workload } from "./systems/system.ts";
+import type { ProcessRun, QueueSystem, SystemResult, Workload } from "./systems/system.ts";
+import type { CpuPerJob } from "./cpu.ts";
 
 export const SYSTEMS = ["ix", "graphile-worker", "pg-boss"] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -80,7 +81,7 @@ export interface BenchResults {
   duration_s: number;
 }
 
-export interface IxProcessResult {
+export interface IxProcessResult extends CpuPerJob {
   system: "ix-process";
   isolation: PipelineIsolation;
   process_jobs_per_s: number;
@@ -164,7 +165,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       try {
         log(`${name}: enqueue ${workload.n} jobs from ${workload.c} loops`);
         const enqueue = await system.enqueue(workload);
-        let processed: number;
+        let processed: ProcessRun;
         if (name === "ix") {
           const ix = system as Awaited<ReturnType<typeof openIx>>;
           const runs: IxProcessResult[] = [];
@@ -179,11 +180,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
               system: "ix-process",
               isolation,
               process_jobs_per_s: round(run.jobsPerSecond),
+              node_cpu_us_per_job: run.node_cpu_us_per_job,
+              postgres_cpu_us_per_job: run.postgres_cpu_us_per_job,
               thread_warmup_ms: run.threadWarmUpMs === null ? null : round(run.threadWarmUpMs),
             });
           }
           results.ix_process.push(...runs);
-          processed = runs[0]?.process_jobs_per_s ?? Number.NaN;
+          const [first] = runs;
+          if (!first) throw new Error("no ix isolation to process with");
+          processed = { jobsPerSecond: first.process_jobs_per_s, node_cpu_us_per_job: first.node_cpu_us_per_job, postgres_cpu_us_per_job: first.postgres_cpu_us_per_job };
         } else {
           log(`${name}: process ${workload.n} jobs at concurrency ${workload.c}`);
           processed = await system.process(workload);
@@ -193,7 +198,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
         const line: SystemResult = {
           system: name,
           enqueue_jobs_per_s: round(enqueue),
-          process_jobs_per_s: round(processed),
+          process_jobs_per_s: round(processed.jobsPerSecond),
+          node_cpu_us_per_job: processed.node_cpu_us_per_job,
+          postgres_cpu_us_per_job: processed.postgres_cpu_us_per_job,
           latency_p50_ms: round(percentile(samples, 50)),
           latency_p99_ms: round(percentile(samples, 99)),
         };

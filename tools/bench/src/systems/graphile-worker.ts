@@ -1,3 +1,4 @@
+import { measureCpu } from "../cpu.ts";
 import { pg } from "@ix/store";
 import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from "graphile-worker";
 import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
@@ -86,12 +87,15 @@ export async function openGraphileWorker(url: string): Promise<QueueSystem> {
       await admin.query("analyze graphile_worker._private_jobs");
       const runs = runCounter(n);
       return withRunner(c, runs.ran, async (start) => {
-        const started = performance.now();
-        await start();
-        await within(runs.done, 600_000, `graphile-worker running all ${n} jobs`);
-        // A completed job is deleted: the clock stops when the table is empty.
-        await waitFor(`graphile-worker completing all ${n} jobs`, async () => (await queued()) === 0, { intervalMs: 2, timeoutMs: 300_000 });
-        return perSecond(n, started, performance.now());
+        const { value, cpu } = await measureCpu(url, n, async () => {
+          const started = performance.now();
+          await start();
+          await within(runs.done, 600_000, `graphile-worker running all ${n} jobs`);
+          // A completed job is deleted: the clock stops when the table is empty.
+          await waitFor(`graphile-worker completing all ${n} jobs`, async () => (await queued()) === 0, { intervalMs: 2, timeoutMs: 300_000 });
+          return perSecond(n, started, performance.now());
+        });
+        return { jobsPerSecond: value, ...cpu };
       });
     },
     async latency({ l, c }) {

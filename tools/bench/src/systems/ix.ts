@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { createWorker, definePipeline, loadPipelineModules, type PipelineIsolation, workerConfig } from "@ix/worker";
 import { waitFor } from "@ix/testing/wait";
 import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
-import { Arrivals, type QueueSystem, type Workload, within } from "./system.ts";
+import { measureCpu } from "../cpu.ts";
+import { Arrivals, type ProcessRun, type QueueSystem, type Workload, within } from "./system.ts";
 
 const USE_CASE = "bench_noop";
 /** ix's throughput configuration: a local queue of 500 claimed jobs, as graphile-worker gets (`localQueue.size`). */
@@ -23,9 +24,8 @@ export async function ixJobCounts(db: Database): Promise<{ total: number; doneWi
   return { total: Number(row?.total ?? 0), doneWithResponse: Number(row?.done ?? 0) };
 }
 
-export interface IxProcessRun {
+export interface IxProcessRun extends ProcessRun {
   isolation: PipelineIsolation;
-  jobsPerSecond: number;
   /** Thread isolation: starting the pool and loading its modules, before the clock. */
   threadWarmUpMs: number | null;
 }
@@ -98,12 +98,15 @@ export async function openIx(url: string): Promise<
     if (isolation === "inline") {
       const runs = runCounter(n);
       return withWorker(c, runs.ran, async (start) => {
-        const started = performance.now();
-        await start();
-        await within(runs.done, 600_000, `ix running all ${n} jobs`);
-        // Ran is not stored: the clock stops when the last response is in the table.
-        await allStored();
-        return { isolation, jobsPerSecond: perSecond(n, started, performance.now()), threadWarmUpMs: null };
+        const { value, cpu } = await measureCpu(url, n, async () => {
+          const started = performance.now();
+          await start();
+          await within(runs.done, 600_000, `ix running all ${n} jobs`);
+          // Ran is not stored: the clock stops when the last response is in the table.
+          await allStored();
+          return perSecond(n, started, performance.now());
+        });
+        return { isolation, jobsPerSecond: value, ...cpu, threadWarmUpMs: null };
       });
     }
     // Threads: the pipeline comes from a module (a closure cannot cross threads), and the
@@ -118,14 +121,16 @@ export async function openIx(url: string): Promise<
       const warming = performance.now();
       await worker.warmUp();
       const threadWarmUpMs = performance.now() - warming;
-      const started = performance.now();
-      await worker.start();
-      // No run counter across threads: poll for a drained queue through the partial indexes (cheap, unlike counting every 2 ms).
-      await waitFor(`ix draining all ${n} jobs`, async () => await drained(db), { intervalMs: 2, timeoutMs: 300_000 });
-      const ended = performance.now();
+      const { value, cpu } = await measureCpu(url, n, async () => {
+        const started = performance.now();
+        await worker.start();
+        // No run counter across threads: poll for a drained queue through the partial indexes (cheap, unlike counting every 2 ms).
+        await waitFor(`ix draining all ${n} jobs`, async () => await drained(db), { intervalMs: 2, timeoutMs: 300_000 });
+        return perSecond(n, started, performance.now());
+      });
       const counts = await ixJobCounts(db);
       if (counts.doneWithResponse !== n) throw new Error(`ix (threads) drained with ${counts.doneWithResponse} of ${n} jobs done with a response`);
-      return { isolation, jobsPerSecond: perSecond(n, started, ended), threadWarmUpMs };
+      return { isolation, jobsPerSecond: value, ...cpu, threadWarmUpMs };
     } finally {
       await worker.stop({ graceSeconds: 10 });
       await workerDb.close();
@@ -150,7 +155,7 @@ export async function openIx(url: string): Promise<
       }
     },
     async process(workload) {
-      return (await processWith(workload, "inline")).jobsPerSecond;
+      return processWith(workload, "inline");
     },
     processWith,
     async latency({ l, c }) {

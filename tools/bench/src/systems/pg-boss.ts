@@ -1,3 +1,4 @@
+import { measureCpu } from "../cpu.ts";
 import { pg } from "@ix/store";
 import { PgBoss } from "pg-boss";
 import { concurrentLoops, perSecond, runCounter } from "../stats.ts";
@@ -68,11 +69,14 @@ export async function openPgBoss(url: string): Promise<QueueSystem> {
       await admin.query("analyze pgboss.job");
       const runs = runCounter(n);
       return withWorkers(c, runs.ran, async (start) => {
-        const started = performance.now();
-        await start();
-        await within(runs.done, 600_000, `pg-boss running all ${n} jobs`);
-        await waitFor(`pg-boss completing all ${n} jobs`, async () => (await completed()) === n, { intervalMs: 2, timeoutMs: 300_000 });
-        return perSecond(n, started, performance.now());
+        const { value, cpu } = await measureCpu(url, n, async () => {
+          const started = performance.now();
+          await start();
+          await within(runs.done, 600_000, `pg-boss running all ${n} jobs`);
+          await waitFor(`pg-boss completing all ${n} jobs`, async () => (await completed()) === n, { intervalMs: 2, timeoutMs: 300_000 });
+          return perSecond(n, started, performance.now());
+        });
+        return { jobsPerSecond: value, ...cpu };
       });
     },
     async latency({ l, c }) {

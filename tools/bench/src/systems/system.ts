@@ -1,3 +1,5 @@
+import type { CpuPerJob } from "../cpu.ts";
+
 /** The workload every queue runs (BENCHMARKS.md, Method), on a database of its own. */
 export interface Workload {
   /** Jobs enqueued and drained. */
@@ -8,7 +10,7 @@ export interface Workload {
   l: number;
 }
 
-export interface SystemResult {
+export interface SystemResult extends CpuPerJob {
   system: string;
   enqueue_jobs_per_s: number;
   process_jobs_per_s: number;
@@ -16,13 +18,18 @@ export interface SystemResult {
   latency_p99_ms: number;
 }
 
+/** A process phase: jobs/s from start to the last job stored, and the CPU it cost per job (./cpu.ts). */
+export interface ProcessRun extends CpuPerJob {
+  jobsPerSecond: number;
+}
+
 /** One queue under test. Each phase starts from an empty queue and leaves it drained. */
 export interface QueueSystem {
   readonly name: string;
   /** n jobs, one insert each, from c concurrent loops; returns jobs/s. */
   enqueue(workload: Workload): Promise<number>;
-  /** n jobs already pending, drained by a worker of concurrency c with a no-op handler, start to last job stored; returns jobs/s. */
-  process(workload: Workload): Promise<number>;
+  /** n jobs already pending, drained by a worker of concurrency c with a no-op handler, start to last job stored. */
+  process(workload: Workload): Promise<ProcessRun>;
   /** On an idle queue, l jobs one after another: ms from the insert call to the handler starting. */
   latency(workload: Workload): Promise<number[]>;
   close(): Promise<void>;
