@@ -1,5 +1,5 @@
 import { type Database, metrics } from "@ix/store";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, Registry } from "prom-client";
 
 /**
  * The API's Prometheus metrics (docs/OPERATIONS.md, "Metrics"): what the
@@ -106,69 +106,55 @@ export function createApiMetrics({
       this.set((await read()) === null ? 0 : 1);
     },
   });
-  new Gauge({
-    name: "ix_jobs",
-    help: "Jobs stored, by status and use_case; pending and running are at most a few seconds old, done, error and cancelled up to a minute",
-    labelNames: ["status", "use_case"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const figures = await read();
-      for (const { status, useCase, count } of [...(figures?.counts ?? []), ...(figures?.finished ?? [])]) {
-        this.set({ status, use_case: useCase }, count);
-      }
+  /**
+   * A gauge whose series `pick` takes from the scrape's database figures, as `[labels, value]` pairs (`{}`
+   * for a gauge without labels). It is reset first, so a series no longer in the figures is dropped, and
+   * sets nothing when the database cannot answer.
+   */
+  function gaugeFrom<L extends string>(
+    config: { name: string; help: string; labelNames?: readonly L[] },
+    pick: (figures: NonNullable<Awaited<ReturnType<typeof read>>>) => Array<[LabelValues<L>, number]>,
+  ): void {
+    new Gauge({
+      ...config,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const figures = await read();
+        if (figures) for (const [labels, value] of pick(figures)) this.set(labels, value);
+      },
+    });
+  }
+
+  gaugeFrom(
+    {
+      name: "ix_jobs",
+      help: "Jobs stored, by status and use_case; pending and running are at most a few seconds old, done, error and cancelled up to a minute",
+      labelNames: ["status", "use_case"],
     },
-  });
-  new Gauge({
-    name: "ix_jobs_scheduled",
-    help: "Pending jobs whose run_at is still ahead (counted in ix_jobs pending too): not claimable yet",
-    labelNames: ["use_case"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const { useCase, count } of (await read())?.scheduled ?? []) this.set({ use_case: useCase }, count);
+    (figures) => [...figures.counts, ...figures.finished].map(({ status, useCase, count }) => [{ status, use_case: useCase }, count]),
+  );
+  gaugeFrom(
+    {
+      name: "ix_jobs_scheduled",
+      help: "Pending jobs whose run_at is still ahead (counted in ix_jobs pending too): not claimable yet",
+      labelNames: ["use_case"],
     },
-  });
-  new Gauge({
-    name: "ix_callbacks_due",
-    help: "Callback deliveries due now (waiting for a worker, or being sent)",
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const figures = await read();
-      if (figures) this.set(figures.backlog.due);
-    },
-  });
-  new Gauge({
-    name: "ix_callbacks_oldest_due_seconds",
-    help: "How long the oldest due callback delivery has been due; 0 when none is",
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const figures = await read();
-      if (figures) this.set(figures.backlog.oldestDueSeconds);
-    },
-  });
-  new Gauge({
-    name: "ix_workers_live",
-    help: `Workers serving the use_case seen within the last ${liveWorkerSeconds} s`,
-    labelNames: ["use_case"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const { useCase, live: count } of (await read())?.workers ?? []) this.set({ use_case: useCase }, count);
-    },
-  });
-  new Gauge({
-    name: "ix_workers_last_seen_seconds",
-    help: "Seconds since any worker serving the use_case was last seen",
-    labelNames: ["use_case"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const { useCase, lastSeenSeconds } of (await read())?.workers ?? []) this.set({ use_case: useCase }, lastSeenSeconds);
-    },
-  });
+    (figures) => figures.scheduled.map(({ useCase, count }) => [{ use_case: useCase }, count]),
+  );
+  gaugeFrom({ name: "ix_callbacks_due", help: "Callback deliveries due now (waiting for a worker, or being sent)" }, (figures) => [[{}, figures.backlog.due]]);
+  gaugeFrom(
+    { name: "ix_callbacks_oldest_due_seconds", help: "How long the oldest due callback delivery has been due; 0 when none is" },
+    (figures) => [[{}, figures.backlog.oldestDueSeconds]],
+  );
+  gaugeFrom(
+    { name: "ix_workers_live", help: `Workers serving the use_case seen within the last ${liveWorkerSeconds} s`, labelNames: ["use_case"] },
+    (figures) => figures.workers.map(({ useCase, live: count }) => [{ use_case: useCase }, count]),
+  );
+  gaugeFrom(
+    { name: "ix_workers_last_seen_seconds", help: "Seconds since any worker serving the use_case was last seen", labelNames: ["use_case"] },
+    (figures) => figures.workers.map(({ useCase, lastSeenSeconds }) => [{ use_case: useCase }, lastSeenSeconds]),
+  );
 
   const requests = new Counter({
     name: "ix_http_requests_total",

@@ -37,14 +37,18 @@ export function traceHeaders(span: Span): TraceContext | null {
   return { traceparent, tracestate: spanContext.traceState?.serialize() || null };
 }
 
-/** How a run ended, as the span's `ix.outcome`: the run outcomes, or why nothing was stored. */
-export type RunSpanOutcome = "done" | "error" | "cancelled" | "retried" | "fenced" | "lost" | "abandoned";
+/**
+ * How a run ended, as the span's `ix.outcome`: the run outcomes, why nothing was stored, or `failed`: the
+ * worker itself failed unexpectedly while running or storing it (logged; the job row says what was stored).
+ */
+export type RunSpanOutcome = "done" | "error" | "cancelled" | "retried" | "fenced" | "lost" | "abandoned" | "failed";
 
 export interface RunSpan {
   /** The run span's context: the pipeline runs inside it. */
   readonly context: Context;
   /** Its headers, handed to the pipeline (`PipelineContext.traceparent`); null when there is no trace. */
   readonly headers: TraceContext | null;
+  /** Ends the span; once ended, later calls change nothing (a failure after a stored outcome keeps that outcome). */
   end(outcome: RunSpanOutcome, error?: string | null): void;
 }
 
@@ -63,12 +67,17 @@ export function startRunSpan(job: Job, stored: TraceContext | null): RunSpan {
     },
     submitterContext(stored),
   );
+  let ended = false;
   return {
     context: trace.setSpan(ROOT_CONTEXT, span),
     headers: traceHeaders(span),
     end(outcome, error) {
+      if (ended) return;
+      ended = true;
       span.setAttribute("ix.outcome", outcome);
-      if (outcome === "error" || outcome === "retried") span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error } : {}) });
+      if (outcome === "error" || outcome === "retried" || outcome === "failed") {
+        span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error } : {}) });
+      }
       span.end();
     },
   };

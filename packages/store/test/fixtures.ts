@@ -1,6 +1,6 @@
 // @ix/testing depends on @ix/store, so the store's own tests reach it by path:
 // declaring it as a dependency here would make the two packages a cycle.
-export { callbackState, createTestDatabase, insertJob, test } from "../../testing/src/index.ts";
+export { callbackState, createTestDatabase, insertJob, listenFor, test } from "../../testing/src/index.ts";
 /** A valid request with a unique request_id unless one is given. */
 export { sampleRequest as request } from "../../testing/src/sample-request.ts";
 // @ix/provision depends on @ix/store too: the same reason, the same way.

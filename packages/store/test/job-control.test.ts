@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { type Database, type Executor, jobs, lifecycle, pg, sql } from "../src/index.ts";
-import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures.ts";
+import { type Database, type Executor, jobs, lifecycle, sql } from "../src/index.ts";
+import { callbackState, insertJob, later, listenFor, request, responseFor, test } from "./fixtures.ts";
 import { waitFor } from "../../testing/src/wait.ts";
 
 // Job control in the store: submission fields, due times and leases in the
@@ -255,12 +255,8 @@ describe("cancel", () => {
 
   test("a running job gets cancel_requested_at and its worker is told on the cancel channel", async ({ database: { db, url } }) => {
     const job = await claimed(db);
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
+    const listening = await listenFor(url, jobs.CANCEL_CHANNEL);
     try {
-      const heard: Array<{ channel: string; payload: string | undefined }> = [];
-      listener.on("notification", (n) => heard.push({ channel: n.channel, payload: n.payload }));
-      await listener.query(`listen ${jobs.CANCEL_CHANNEL}`);
       const first = await jobs.cancel(db, { jobId: job.job_id, by: "client" });
       expect(first.outcome).toBe("requested");
       if (first.outcome !== "requested") return;
@@ -270,13 +266,13 @@ describe("cancel", () => {
       const second = await jobs.cancel(db, { jobId: job.job_id, by: "operator" });
       expect(second).toEqual(first);
       expect((await row(db, job.job_id)).cancel_requested_by).toBe("client");
-      await listener.query("select 1"); // a round trip delivers every notification committed before it
-      expect(heard).toEqual([
+      await listening.caughtUp();
+      expect(listening.heard).toEqual([
         { channel: jobs.CANCEL_CHANNEL, payload: job.job_id },
         { channel: jobs.CANCEL_CHANNEL, payload: job.job_id },
       ]);
     } finally {
-      await listener.end();
+      await listening.close();
     }
   });
 
@@ -317,15 +313,11 @@ describe("manual retry", () => {
     const errored = (await jobs.get(db, job.job_id))!;
     expect(errored).toMatchObject({ status: "error", callback_status: "delivered", attempts: 0, max_attempts: 1 });
 
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
+    const listening = await listenFor(url, jobs.PENDING_CHANNEL);
     try {
-      const heard: string[] = [];
-      listener.on("notification", (n) => heard.push(n.channel));
-      await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
       const result = await jobs.retry(db, { jobId: job.job_id, clientId: job.client_id });
-      await listener.query("select 1");
-      expect(heard).toEqual([jobs.PENDING_CHANNEL]);
+      await listening.caughtUp();
+      expect(listening.heard.map((n) => n.channel)).toEqual([jobs.PENDING_CHANNEL]);
       expect(result.outcome).toBe("retried");
       if (result.outcome !== "retried") return;
       expect(result.job).toMatchObject({
@@ -345,7 +337,7 @@ describe("manual retry", () => {
       // The resubmission comparison still sees the submission's own max_attempts.
       expect((await row(db, job.job_id)).submitted_max_attempts).toBe(1);
     } finally {
-      await listener.end();
+      await listening.close();
     }
 
     // Run 2 is the one more run: a retryable failure of it is final (2 of 2), and its ending is delivered.

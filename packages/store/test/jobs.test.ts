@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
 import { InvalidCursorError, jobs, sql } from "../src/index.ts";
-import { callbackState, insertJob, later, request, responseFor, test } from "./fixtures.ts";
+import { callbackState, insertJob, later, listenFor, request, responseFor, test } from "./fixtures.ts";
 
 describe("insertPending", () => {
   test("creates a pending job with a fresh ix_id, ignoring the client's", async ({ database: { db } }) => {
@@ -37,21 +37,15 @@ describe("insertPending", () => {
   });
 
   test("notifies listeners when, and only when, a row is created", async ({ database: { db, url } }) => {
-    const { pg } = await import("../src/index.ts");
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
+    const listening = await listenFor(url, jobs.PENDING_CHANNEL);
     try {
-      const seen: string[] = [];
-      listener.on("notification", (n) => seen.push(n.channel));
-      await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
       const req = request();
       await jobs.insertPending(db, { request: req });
       await jobs.insertPending(db, { request: req });
-      // A round trip on the listener delivers every notification committed before it.
-      await listener.query("select 1");
-      expect(seen).toEqual([jobs.PENDING_CHANNEL]);
+      await listening.caughtUp();
+      expect(listening.heard.map((n) => n.channel)).toEqual([jobs.PENDING_CHANNEL]);
     } finally {
-      await listener.end();
+      await listening.close();
     }
   });
 

@@ -1,7 +1,7 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
 import { jobs, sql, workers } from "../src/index.ts";
-import { insertJob, request, test } from "./fixtures.ts";
+import { insertJob, listenFor, request, test } from "./fixtures.ts";
 
 // What the dashboard and the operator routes read and do: every client's jobs, the overview, bulk retry.
 
@@ -105,18 +105,13 @@ describe("retryFailed", () => {
   });
 
   test("wakes idle workers once", async ({ database: { db, url } }) => {
-    const { pg } = await import("../src/index.ts");
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
+    const listening = await listenFor(url, jobs.PENDING_CHANNEL);
     try {
-      const heard: string[] = [];
-      listener.on("notification", (n) => heard.push(n.channel));
-      await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
       await insertJob(db, { status: "error" });
       await jobs.retryFailed(db, { limit: 5 });
-      await expect.poll(() => heard).toEqual([jobs.PENDING_CHANNEL]);
+      await expect.poll(() => listening.heard.map((n) => n.channel)).toEqual([jobs.PENDING_CHANNEL]);
     } finally {
-      await listener.end();
+      await listening.close();
     }
   });
 });

@@ -1,7 +1,8 @@
 import type { Job } from "@ix/contracts";
 import { describe, expect } from "vitest";
-import { type Database, jobs, pg, sql } from "../src/index.ts";
-import { request, responseFor, test } from "./fixtures.ts";
+import { type Database, jobs, sql } from "../src/index.ts";
+import { listenFor, request, responseFor, test } from "./fixtures.ts";
+import { waitFor } from "../../testing/src/wait.ts";
 
 async function databaseNow(db: Database): Promise<Date> {
   const { rows } = await db.execute<{ ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as ms`);
@@ -79,17 +80,14 @@ describe("claim order", () => {
     const runAt = new Date((await databaseNow(db)).getTime() + 1_000);
     const waiting = new Set(ids(await submitMany(db, "a", 200, { runAt })));
     while ((await databaseNow(db)) < runAt) await new Promise((resolve) => setTimeout(resolve, 50));
-    const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
-    const woken = new Promise<void>((resolve) => listener.on("notification", () => resolve()));
-    await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
+    const listening = await listenFor(url, jobs.PENDING_CHANNEL);
     try {
       const [first, ...rest] = await jobs.claimPending(db, { limit: 1 });
       expect(rest).toEqual([]);
       expect(waiting.has(first!.job_id)).toBe(true);
-      await Promise.race([woken, new Promise((_, reject) => setTimeout(() => reject(new Error("no wake-up within 5 s")), 5_000))]);
+      await waitFor("a wake-up", () => listening.heard.length > 0, { timeoutMs: 5_000 });
     } finally {
-      await listener.end();
+      await listening.close();
     }
     const pool = database.connect({ max: 8 });
     const claims = await Promise.all(

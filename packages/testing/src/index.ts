@@ -70,6 +70,7 @@ export const test = base.extend<{ database: TestDatabase }>({
 
 export { expect, describe } from "vitest";
 export { waitFor } from "./wait.ts";
+export { type HeardNotification, type Listening, listenFor } from "./listen.ts";
 export { sampleRequest } from "./sample-request.ts";
 export { callbackState, insertJob, type JobFixture, setCallbackStatus } from "./jobs.ts";
 export { provisionTestServer, type TestServer } from "./provision.ts";

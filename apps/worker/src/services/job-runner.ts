@@ -213,6 +213,8 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
     const stop = new AbortController();
     const entry: Active = { job, done: Promise.resolve(), abort, stop, cancelRequested: job.cancel_requested_at !== null, lost: false };
     const jobLog = log.child({ job_id: job.job_id, use_case: job.request.use_case, attempt: job.attempts + 1 });
+    // Out here so the `.catch` below can end it: a span never ended is never exported.
+    let span: RunSpan | null = null;
     const done = (async () => {
       await acquirePipelineSlot();
       // Abandoned while queued: never started, left `running` for the rescuer.
@@ -222,7 +224,7 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
         return;
       }
       // The run's span, in the submitter's trace (tracing.ts); the pipeline runs inside it.
-      const span = startRunSpan(job, trace);
+      span = startRunSpan(job, trace);
       if (entry.cancelRequested) {
         // Cancelled while queued here: it never runs, and ends cancelled.
         releasePipelineSlot();
@@ -298,7 +300,10 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
       else if (status === "error") jobLog.info({ error: logText(response.error ?? "") }, "job ended error");
       else jobLog.debug("job done");
     })()
-      .catch((error: unknown) => jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer"))
+      .catch((error: unknown) => {
+        jobLog.error({ err: error }, "job run failed unexpectedly; left for the rescuer");
+        span?.end("failed", error instanceof Error ? error.message : String(error));
+      })
       .finally(() => {
         active.delete(job.job_id);
         // A claim may have come back short for want of room in this job's capped
