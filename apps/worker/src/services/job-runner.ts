@@ -117,20 +117,33 @@ export function createJobRunner({ db, registry, threads, config, useCases, log, 
   }
 
   async function flush(): Promise<void> {
-    while (buffer.length > 0) {
-      const batch = buffer;
-      buffer = [];
-      const applied = await storeCompletions(batch.map((p) => p.completion));
-      let callbacks = false;
-      for (const p of batch) {
-        const status = applied.get(p.completion.jobId) ?? null;
-        // A retried job (pending again) has no callback yet: only its last run's end is delivered.
-        if (status !== null && status !== "pending" && p.job.callback_url !== null) callbacks = true;
-        p.resolve(status);
+    // Whatever happens, the next completion schedules a flush again: a flush left marked as running would
+    // leave every later completion in the buffer, unstored.
+    try {
+      while (buffer.length > 0) {
+        const batch = buffer;
+        buffer = [];
+        const applied = await storeCompletions(batch.map((p) => p.completion));
+        let callbacks = false;
+        for (const p of batch) {
+          const status = applied.get(p.completion.jobId) ?? null;
+          // A retried job (pending again) has no callback yet: only its last run's end is delivered.
+          if (status !== null && status !== "pending" && p.job.callback_url !== null) callbacks = true;
+          p.resolve(status);
+        }
+        if (callbacks) wakeCallbacks();
       }
-      if (callbacks) onCallbacksDue();
+    } finally {
+      flushing = null;
     }
-    flushing = null;
+  }
+
+  function wakeCallbacks(): void {
+    try {
+      onCallbacksDue();
+    } catch (error) {
+      log.error({ err: error }, "waking the callback dispatcher failed; it finds the due callbacks when it next polls");
+    }
   }
 
   /** Stores completions, retried while the database is away; gives up only at a hard stop (the rescuer then recovers the jobs). */
