@@ -120,6 +120,8 @@ export function createApiMetrics({
       registers: [registry],
       async collect() {
         this.reset();
+        // reset() puts a gauge without labels back at 0; a figure the database did not give must be absent instead.
+        if (!config.labelNames?.length) this.remove({});
         const figures = await read();
         if (figures) for (const [labels, value] of pick(figures)) this.set(labels, value);
       },
