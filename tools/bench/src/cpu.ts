@@ -15,6 +15,12 @@ const SAMPLE_MS = 25;
 /** Where to write a CPU profile of each measured phase (one .cpuprofile per phase, for Chrome DevTools); unset: none. */
 const PROFILE_DIR = process.env.IX_BENCH_PROFILE_DIR;
 
+/** CPU time a process has used, in microseconds; null when /proc cannot tell (not on this host). */
+export async function processCpuUs(pid: number): Promise<number | null> {
+  const ticks = await cpuTicks(pid);
+  return ticks === null ? null : ticks * TICK_US;
+}
+
 async function cpuTicks(pid: number): Promise<number | null> {
   try {
     // Fields after the command name, which is parenthesised and may hold spaces: utime and stime are the 12th and 13th.

@@ -14,6 +14,7 @@ import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
 import { runResponse } from "@ix/testing/runs";
 import { adminQuery, databaseUrl, quoteIdent } from "@ix/testing/admin";
 import { Command } from "commander";
+import { processCpuUs } from "./cpu.ts";
 
 const USE_CASE = "bench_noop";
 
@@ -54,15 +55,24 @@ export interface StepCost {
   wal_records_per_job: number;
   ms_per_batch: number;
   jobs_per_s: number;
+  /** The server's CPU for the step (the one backend's, from /proc); null when the server is not on this host. */
+  postgres_cpu_us_per_job: number | null;
+  /** This process's CPU for the step: building statements, encoding parameters, decoding and validating rows. */
+  node_cpu_us_per_job: number;
   /** Records and bytes per job by resource manager and record type. */
   wal_by_kind: Record<string, { records_per_job: number; bytes_per_job: number }>;
 }
 
 async function measure(db: Database, step: string, n: number, batches: number, body: () => Promise<void>): Promise<StepCost> {
   const before = await currentLsn(db);
+  const backend = Number((await db.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`)).rows[0]?.pid);
+  const backendBefore = await processCpuUs(backend);
+  const nodeBefore = process.cpuUsage();
   const started = performance.now();
   await body();
   const ms = performance.now() - started;
+  const node = process.cpuUsage(nodeBefore);
+  const backendAfter = await processCpuUs(backend);
   const kinds = await walOf(db, before, await currentLsn(db));
   const per = (value: number) => Number((value / n).toFixed(2));
   return {
@@ -72,6 +82,8 @@ async function measure(db: Database, step: string, n: number, batches: number, b
     wal_records_per_job: per(kinds.reduce((sum, k) => sum + k.records, 0)),
     ms_per_batch: Number((ms / batches).toFixed(2)),
     jobs_per_s: Math.round((n / ms) * 1000),
+    postgres_cpu_us_per_job: backendBefore === null || backendAfter === null ? null : Math.round((backendAfter - backendBefore) / n),
+    node_cpu_us_per_job: Math.round((node.user + node.system) / n),
     wal_by_kind: Object.fromEntries(kinds.map((k) => [k.kind, { records_per_job: per(k.records), bytes_per_job: Math.round(k.bytes / n) }])),
   };
 }
