@@ -24,6 +24,9 @@ test("a smoke-sized bench runs every system, ix stores every response, and every
     for (const value of [s.enqueue_jobs_per_s, s.process_jobs_per_s, s.latency_p50_ms, s.latency_p99_ms]) {
       expect(Number.isFinite(value) && value > 0, `${s.system}: ${JSON.stringify(s)}`).toBe(true);
     }
+    // CPU per job: this process's, and the server's read from /proc (the server runs on this host here).
+    expect(s.node_cpu_us_per_job, s.system).toBeGreaterThan(0);
+    expect(s.postgres_cpu_us_per_job, s.system).toBeGreaterThanOrEqual(0);
   }
   expect(results.ix_process_check).toEqual({ jobs: 200, done_with_response: 200 });
   // ix's process phase ran once per isolation; with threads its pipelines ran in a pool started before the clock.
