@@ -13,6 +13,11 @@ export class InvalidJobInputError extends Error {
   }
 }
 
+// Built once: zod builds a schema object per `.nullable().optional()`, which costs more than the check itself.
+const OptionalCallbackUrl = CallbackUrl.nullable().optional();
+const OptionalPriority = Priority.nullable().optional();
+const OptionalMaxAttempts = SubmittedMaxAttempts.nullable().optional();
+
 /**
  * Checks submissions against the contracts, so a caller that bypassed the
  * API's validation (a cast, a script) cannot commit a row that every later
@@ -26,11 +31,11 @@ export function assertValidSubmissions(
     const where = items.length === 1 ? "" : ` (item ${index})`;
     const parsed = RequestIX.safeParse(request);
     if (!parsed.success) throw new InvalidJobInputError(`invalid request${where}: ${describeIssues(parsed.error)}`);
-    const url = CallbackUrl.nullable().optional().safeParse(callbackUrl);
+    const url = OptionalCallbackUrl.safeParse(callbackUrl);
     if (!url.success) throw new InvalidJobInputError(`invalid callbackUrl${where}: ${describeIssues(url.error)}`);
-    const order = Priority.nullable().optional().safeParse(priority);
+    const order = OptionalPriority.safeParse(priority);
     if (!order.success) throw new InvalidJobInputError(`invalid priority${where}: ${describeIssues(order.error)}`);
-    const runs = SubmittedMaxAttempts.nullable().optional().safeParse(maxAttempts);
+    const runs = OptionalMaxAttempts.safeParse(maxAttempts);
     if (!runs.success) throw new InvalidJobInputError(`invalid maxAttempts${where}: ${describeIssues(runs.error)}`);
     if (runAt !== undefined && runAt !== null) {
       const instant = runAt instanceof Date ? (Number.isNaN(runAt.getTime()) ? "Invalid Date" : runAt.toISOString()) : runAt;
