@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { RequestIX } from "@ix/contracts";
-import { connect, type Database, jobs, migrateUp, sql } from "@ix/store";
+import { connect, type Database, jobs, migrateUp, sql, sqlState } from "@ix/store";
 import { runResponse } from "@ix/testing/runs";
 import { adminQuery, databaseUrl, quoteIdent } from "@ix/testing/admin";
 import { Command } from "commander";
@@ -51,8 +51,9 @@ async function currentLsn(db: Database): Promise<string> {
 export interface StepCost {
   step: string;
   jobs: number;
-  wal_bytes_per_job: number;
-  wal_records_per_job: number;
+  /** null: the server recycled the step's WAL before it could be read. */
+  wal_bytes_per_job: number | null;
+  wal_records_per_job: number | null;
   ms_per_batch: number;
   jobs_per_s: number;
   /** The server's CPU for the step (the one backend's, from /proc); null when the server is not on this host. */
@@ -73,18 +74,22 @@ async function measure(db: Database, step: string, n: number, batches: number, b
   const ms = performance.now() - started;
   const node = process.cpuUsage(nodeBefore);
   const backendAfter = await processCpuUs(backend);
-  const kinds = await walOf(db, before, await currentLsn(db));
+  // The server may have recycled the step's WAL already (a checkpoint after other heavy writes): then no WAL figures.
+  const kinds = await walOf(db, before, await currentLsn(db)).catch((error: unknown) => {
+    if (sqlState(error) === "58P01") return null;
+    throw error;
+  });
   const per = (value: number) => Number((value / n).toFixed(2));
   return {
     step,
     jobs: n,
-    wal_bytes_per_job: Math.round(kinds.reduce((sum, k) => sum + k.bytes, 0) / n),
-    wal_records_per_job: per(kinds.reduce((sum, k) => sum + k.records, 0)),
+    wal_bytes_per_job: kinds && Math.round(kinds.reduce((sum, k) => sum + k.bytes, 0) / n),
+    wal_records_per_job: kinds && per(kinds.reduce((sum, k) => sum + k.records, 0)),
     ms_per_batch: Number((ms / batches).toFixed(2)),
     jobs_per_s: Math.round((n / ms) * 1000),
     postgres_cpu_us_per_job: backendBefore === null || backendAfter === null ? null : Math.round((backendAfter - backendBefore) / n),
     node_cpu_us_per_job: Math.round((node.user + node.system) / n),
-    wal_by_kind: Object.fromEntries(kinds.map((k) => [k.kind, { records_per_job: per(k.records), bytes_per_job: Math.round(k.bytes / n) }])),
+    wal_by_kind: Object.fromEntries((kinds ?? []).map((k) => [k.kind, { records_per_job: per(k.records), bytes_per_job: Math.round(k.bytes / n) }])),
   };
 }
 
