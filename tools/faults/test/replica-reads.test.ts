@@ -77,7 +77,7 @@ describe("reads from a lagging streaming replica", () => {
       const dashboardJob = await get(`/ui/jobs/${job.job_id}`);
       const withinLagMs = Date.now() - posted;
       // Everything above ran before the standby applied the insert, or the list proves nothing.
-      expect(withinLagMs).toBeLessThan(APPLY_DELAY_MS);
+      expect(withinLagMs, "the reads after the POST outlasted the standby's lag, so they cannot show where they were served").toBeLessThan(APPLY_DELAY_MS);
 
       expect(byId.status).toBe(200);
       expect(Job.parse(JSON.parse(byId.text)).job_id).toBe(job.job_id);
