@@ -28,6 +28,7 @@ import { jobControlRoutes } from "./routes/job-control.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { createApiMetrics } from "./metrics.ts";
+import { createReads } from "./reads.ts";
 import { submitJobRequest } from "./schemas.ts";
 import { dashboard } from "./ui/dashboard.ts";
 import { UseCaseRegistry } from "./use-case-registry.ts";
@@ -40,7 +41,10 @@ declare module "fastify" {
 }
 
 export interface BuildAppOptions {
+  /** The primary: every write, and every read that must see the caller's own writes. */
   db: Database;
+  /** A standby for the reads listed in reads.ts (IX_POSTGRES_READ_URL); without it they run on `db`. */
+  replica?: Database | undefined;
   config: ApiConfig;
   /** Structured logs; none when absent. */
   logger?: Logger;
@@ -119,7 +123,8 @@ function answerClientError(this: FastifyInstance, error: Error & { code?: string
  * The REST API over the given database. Nothing binds here: tests
  * call `app.inject`, and `startApi` listens.
  */
-export async function buildApp({ db, config, logger }: BuildAppOptions): Promise<ApiApp> {
+export async function buildApp({ db, replica, config, logger }: BuildAppOptions): Promise<ApiApp> {
+  const reads = createReads({ primary: db, replica });
   // Node checks the header and request deadlines on this period; a quarter of the
   // shorter one closes a late connection within 1.25 times its deadline.
   const headersTimeoutMs = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
@@ -145,7 +150,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
   limitConnections(app, config.maxConnections);
 
   // Every answer is counted by its route pattern, never its URL: /jobs/:job_id is one series, not one per job.
-  const metrics = createApiMetrics({ db, workerRegistryDays: config.workerRegistryDays });
+  const metrics = createApiMetrics({ db: reads.database("metrics"), workerRegistryDays: config.workerRegistryDays });
   app.addHook("onResponse", async (request, reply) => {
     metrics.observeRequest({
       method: request.method,
@@ -232,7 +237,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     const submitSchema = submitJobRequest(createCallbackTargetPolicy(config.callbackAllowedHosts));
     const registry = new UseCaseRegistry(() => workers.knownUseCases(db, { withinDays: config.workerRegistryDays }));
     await scope.register(jobRoutes, {
-      db,
+      reads,
       authenticated,
       submitQueueTimeoutMs: config.submitQueueTimeoutMs,
       submitSchema,
@@ -249,7 +254,7 @@ export async function buildApp({ db, config, logger }: BuildAppOptions): Promise
     await scope.register(jobControlRoutes, { db, authenticated });
   });
   // Its own scope: the dashboard's form parser, sessions and HTML errors stay out of the JSON API's way.
-  await app.register(async (scope) => dashboard(scope, { db, config }));
+  await app.register(async (scope) => dashboard(scope, { reads, config }));
 
   return app as unknown as ApiApp;
 }

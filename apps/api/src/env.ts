@@ -56,6 +56,9 @@ function keyPairs(owner: "client_id" | "name") {
 export const ApiEnv = z.object({
   // The database. Required by `ix api`; `ix start` supplies its embedded one.
   IX_POSTGRES_URL: optionalEnv(envVar.postgresUrl()),
+  // A hot standby of that database (streaming replication) for the reads that can lag: listings, /metrics and the
+  // dashboard's lists (apps/api/src/reads.ts has the list). Unset, every read runs on IX_POSTGRES_URL.
+  IX_POSTGRES_READ_URL: optionalEnv(envVar.postgresUrl()),
   // `transaction` when IX_POSTGRES_URL reaches a transaction pooler (PgBouncer pool_mode=transaction):
   // no session state on its connections (docs/ARCHITECTURE.md, "Behind a pooler").
   IX_POSTGRES_POOL_MODE: envDefault(z.enum(POOL_MODES), "session"),

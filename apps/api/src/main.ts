@@ -18,7 +18,7 @@ export interface StartedApi {
  * jobs), so every entry point (`ix api`, `ix start`, embedding code) gets the
  * same guard.
  */
-export async function startApi(options: { db: Database; config: ApiConfig; logger?: Logger }): Promise<StartedApi> {
+export async function startApi(options: { db: Database; replica?: Database | undefined; config: ApiConfig; logger?: Logger }): Promise<StartedApi> {
   assertSafeBind(options.config);
   const app = await buildApp(options);
   const url = await app.listen({ host: options.config.host, port: options.config.port });
@@ -47,6 +47,18 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     ...apiPoolOptionsFromEnv(env),
     onIdleError: (error) => logger.warn({ err: error }, "idle database connection lost; the next request reconnects"),
   });
+  // Its own pool of the same size: the replica's reads never wait for the primary's connections, nor these for them.
+  const replica =
+    env.IX_POSTGRES_READ_URL === undefined
+      ? undefined
+      : connect(env.IX_POSTGRES_READ_URL, {
+          ...apiPoolOptionsFromEnv(env),
+          applicationName: "ix-api-reads",
+          onIdleError: (error) => logger.warn({ err: error }, "idle read replica connection lost; the next request reconnects"),
+        });
+  const closePools = async () => {
+    await Promise.all([db.close(), replica?.close()]);
+  };
   try {
     const status = await migrationStatus(db);
     if (!status.current) {
@@ -64,9 +76,9 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
 
   let started: StartedApi;
   try {
-    started = await startApi({ db, config, logger });
+    started = await startApi({ db, replica, config, logger });
   } catch (error) {
-    await db.close();
+    await closePools();
     throw new Error(`ix api could not listen on ${config.host}:${config.port}`, { cause: error });
   }
 
@@ -75,7 +87,7 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     closing ??= (async () => {
       try {
         await started.app.close();
-        await db.close();
+        await closePools();
         logger.info("ix api stopped");
       } finally {
         signals.dispose();
@@ -91,6 +103,13 @@ export async function runApiMain(options: { env?: ApiEnv; logger?: Logger } = {}
     });
   }, { log: logger });
   // Only once a signal is handled: whoever waits for this line may stop the API right after it.
-  logger.info({ url: started.url, auth: config.apiKeys.length > 0 }, "ix api listening");
+  logger.info(
+    {
+      url: started.url,
+      auth: config.apiKeys.length > 0,
+      ...(env.IX_POSTGRES_READ_URL === undefined ? {} : { readReplica: redactUrl(env.IX_POSTGRES_READ_URL) }),
+    },
+    "ix api listening",
+  );
   return { ...started, close };
 }

@@ -3,6 +3,7 @@ import { fieldErrors, type FieldError, type Problem } from "@ix/contracts";
 import { InvalidCursorError, isTransientDbError, unreachableDatabase } from "@ix/store";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
+import { ReadReplicaUnavailableError } from "./reads.ts";
 import { SubmissionQueueTimeoutError, SubmissionsClosedError } from "./submission-batcher.ts";
 
 /**
@@ -101,6 +102,16 @@ export function problemForError(
   }
   if (error instanceof InvalidCursorError) {
     return { problem: problem("invalid-cursor", "pass back next_cursor exactly as a previous page returned it") };
+  }
+  if (error instanceof ReadReplicaUnavailableError) {
+    request.log.warn({ err: error, read: error.read }, `read replica: ${unreachableDatabase(error)?.message ?? "no answer in time"}; answering 503`);
+    return {
+      problem: problem(
+        "unavailable",
+        `the read replica is unavailable or busy, and this list is served only from it; retry after ${retryAfterSeconds} s (a job by its job_id or request_id is read from the primary)`,
+      ),
+      headers: { "retry-after": String(retryAfterSeconds) },
+    };
   }
   // A submission racing the shutdown: another instance (or this one restarted) can take it.
   if (isTransientDbError(error) || error instanceof SubmissionsClosedError || error instanceof SubmissionQueueTimeoutError) {

@@ -43,6 +43,18 @@ describe("environment", () => {
     }
   });
 
+  plainTest("IX_POSTGRES_READ_URL is optional (empty means unset) and must be a postgres:// URL", () => {
+    expect(parseApiEnv({}).IX_POSTGRES_READ_URL).toBeUndefined();
+    expect(parseApiEnv({ IX_POSTGRES_READ_URL: "" }).IX_POSTGRES_READ_URL).toBeUndefined();
+    expect(parseApiEnv({ IX_POSTGRES_READ_URL: "postgres://ix@standby:5432/ix" }).IX_POSTGRES_READ_URL).toBe("postgres://ix@standby:5432/ix");
+    try {
+      parseApiEnv({ IX_POSTGRES_READ_URL: "standby:5432" });
+      expect.unreachable("a ConfigError");
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual([expect.objectContaining({ variable: "IX_POSTGRES_READ_URL", message: expect.stringMatching(/postgres:\/\//) })]);
+    }
+  });
+
   plainTest("IX_API_KEYS parses client_id:key pairs, several keys per client allowed", () => {
     const env = parseApiEnv({ IX_API_KEYS: `${KEYS_ENV},client-a:second-key-for-client-a-xx` });
     expect(env.IX_API_KEYS).toEqual([...KEYS, { clientId: "client-a", key: "second-key-for-client-a-xx" }]);

@@ -1,9 +1,10 @@
 import { Job, JobList, traceContextFromHeaders } from "@ix/contracts";
-import { jobs, type Database } from "@ix/store";
+import { jobs } from "@ix/store";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type Caller, clientScope } from "../auth.ts";
 import { problem, sendProblem } from "../problems.ts";
+import type { Reads } from "../reads.ts";
 import { JobIdParams, JobsQuery, type submitJobRequest, TraceHeaders } from "../schemas.ts";
 import { judgeSubmissions } from "../submission.ts";
 import { SubmissionBatcher } from "../submission-batcher.ts";
@@ -11,7 +12,8 @@ import type { UseCaseRegistry } from "../use-case-registry.ts";
 import { jsonResponse, problemResponses } from "./responses.ts";
 
 export interface JobRoutesOptions {
-  db: Database;
+  /** The primary, and the replica for the list (reads.ts decides which read goes where). */
+  reads: Reads;
   /** Whether the API runs with keys; then every route here needs a bearer key. */
   authenticated: boolean;
   /** See ApiConfig.submitQueueTimeoutMs. */
@@ -30,8 +32,9 @@ function visibleTo(caller: Caller, job: Job): boolean {
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
   app,
-  { db, authenticated, submitQueueTimeoutMs, submitSchema, registry },
+  { reads, authenticated, submitQueueTimeoutMs, submitSchema, registry },
 ) => {
+  const db = reads.primary;
   const security = authenticated ? [{ bearer: [] }] : [];
   const auth = authenticated ? [401] : [];
   const submissions = new SubmissionBatcher(db, { maxWaitMs: submitQueueTimeoutMs });
@@ -85,6 +88,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
       },
     },
     async (request, reply) => {
+      // On the primary, like the request_id lookup below: the caller may have just submitted it (reads.ts).
       const job = await jobs.get(db, request.params.job_id);
       // Another client's job is indistinguishable from a missing one.
       if (job === null || !visibleTo(request.caller, job)) {
@@ -139,13 +143,16 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (
       }
 
       // A bad cursor throws InvalidCursorError, which the error handler answers 400.
-      const page = await jobs.listJobs(db, {
-        ...(clientId === undefined ? {} : { clientId }),
-        ...(query.use_case === undefined ? {} : { useCase: query.use_case }),
-        limit: query.limit,
-        ...(query.status === undefined ? {} : { status: query.status }),
-        ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
-      });
+      // Read from the replica when one is configured (reads.ts): a page may miss the last moments' jobs.
+      const page = await reads.run("job-list", (replica) =>
+        jobs.listJobs(replica, {
+          ...(clientId === undefined ? {} : { clientId }),
+          ...(query.use_case === undefined ? {} : { useCase: query.use_case }),
+          limit: query.limit,
+          ...(query.status === undefined ? {} : { status: query.status }),
+          ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+        }),
+      );
       return reply.code(200).send({ items: page.items, next_cursor: page.nextCursor });
     },
   );

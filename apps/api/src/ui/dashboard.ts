@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { ClientId, JobStatus, RequestId, UseCase } from "@ix/contracts";
-import { type Database, InvalidCursorError, jobs, workers } from "@ix/store";
+import { InvalidCursorError, jobs, workers } from "@ix/store";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { createKeyLookup } from "../auth.ts";
 import { type ApiConfig, requiresKeys } from "../config.ts";
+import { ReadReplicaUnavailableError, type Reads } from "../reads.ts";
 import { type Html, href } from "./html.ts";
 import { messagePage, type Viewer } from "./layout.ts";
 import { jobPage, NOTICES, type Notice } from "./pages/job.ts";
@@ -22,7 +23,8 @@ declare module "fastify" {
 }
 
 export interface DashboardOptions {
-  db: Database;
+  /** The primary, and the replica for the overview, the job list and the failed count (reads.ts). */
+  reads: Reads;
   config: Pick<ApiConfig, "apiKeys" | "adminKeys" | "uiSessionSecret">;
 }
 
@@ -98,7 +100,8 @@ function problemText(error: z.ZodError): string {
  * "Dashboard"). With keys configured, operators sign in with an IX_ADMIN_KEYS key; without keys it is
  * open, as the API is, on loopback only.
  */
-export async function dashboard(app: FastifyInstance, { db, config }: DashboardOptions): Promise<void> {
+export async function dashboard(app: FastifyInstance, { reads, config }: DashboardOptions): Promise<void> {
+  const db = reads.primary;
   const css = await readFile(new URL("./ui.css", import.meta.url), "utf8");
   const open = !requiresKeys(config);
   const sessions = new SessionKeeper(config.uiSessionSecret);
@@ -121,7 +124,11 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
       messagePage({
         title: unavailable ? "Unavailable" : "Bad request",
         viewer: request.viewer ?? null,
-        message: unavailable ? "The database did not answer in time. Try again in a moment." : "The request could not be read.",
+        message: !unavailable
+          ? "The request could not be read."
+          : error instanceof ReadReplicaUnavailableError
+            ? "The read replica did not answer, and this page is read from it. Try again in a moment; a job's own page is read from the primary."
+            : "The database did not answer in time. Try again in a moment.",
         back: { href: "/ui", label: "Overview" },
       }),
     );
@@ -187,7 +194,9 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
   const readOverview = () => {
     const now = Date.now();
     if (cached === null || now - cached.at >= OVERVIEW_CACHE_MS) {
-      const read = Promise.all([jobs.queueOverview(db), workers.liveWorkers(db, { withinSeconds: LIVE_WITHIN_SECONDS })]);
+      const read = reads.run("dashboard-overview", (replica) =>
+        Promise.all([jobs.queueOverview(replica), workers.liveWorkers(replica, { withinSeconds: LIVE_WITHIN_SECONDS })]),
+      );
       // A failed read is not kept: the next request asks again.
       read.catch(() => {
         if (cached?.read === read) cached = null;
@@ -217,13 +226,15 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
       return send(reply, 200, jobsPage({ viewer: request.viewer, filter: shown, items, nextCursor: null }));
     }
     try {
-      const listed = await jobs.listJobs(db, {
-        limit: PAGE_SIZE,
-        ...(filter.client === undefined ? {} : { clientId: filter.client }),
-        ...(filter.status === undefined ? {} : { status: filter.status }),
-        ...(filter.use_case === undefined ? {} : { useCase: filter.use_case }),
-        ...(filter.cursor === undefined ? {} : { cursor: filter.cursor }),
-      });
+      const listed = await reads.run("dashboard-job-list", (replica) =>
+        jobs.listJobs(replica, {
+          limit: PAGE_SIZE,
+          ...(filter.client === undefined ? {} : { clientId: filter.client }),
+          ...(filter.status === undefined ? {} : { status: filter.status }),
+          ...(filter.use_case === undefined ? {} : { useCase: filter.use_case }),
+          ...(filter.cursor === undefined ? {} : { cursor: filter.cursor }),
+        }),
+      );
       return send(reply, 200, jobsPage({ viewer: request.viewer, filter: shown, items: listed.items, nextCursor: listed.nextCursor }));
     } catch (error) {
       if (error instanceof InvalidCursorError) return problem(400, "That page link is not valid any more: start from the first page.");
@@ -291,11 +302,13 @@ export async function dashboard(app: FastifyInstance, { db, config }: DashboardO
     const read = failedFilter(request.query);
     if (!read.ok) return badFilter(request, reply, read.problem);
     const { client, use_case } = read.filter;
-    const count = await jobs.countFailed(db, {
-      cap: jobs.RETRY_FAILED_LIMIT,
-      ...(client === undefined ? {} : { clientId: client }),
-      ...(use_case === undefined ? {} : { useCase: use_case }),
-    });
+    const count = await reads.run("dashboard-failed-count", (replica) =>
+      jobs.countFailed(replica, {
+        cap: jobs.RETRY_FAILED_LIMIT,
+        ...(client === undefined ? {} : { clientId: client }),
+        ...(use_case === undefined ? {} : { useCase: use_case }),
+      }),
+    );
     return send(reply, 200, retryFailedConfirmPage({ viewer: request.viewer, filter: read.filter, count, limit: jobs.RETRY_FAILED_LIMIT }));
   });
 

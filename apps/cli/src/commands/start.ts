@@ -133,9 +133,17 @@ export async function start(cliEnv: CliEnv, env: Record<string, string | undefin
     stops.push((forceSignal) => worker.stop({ force: forceSignal }));
     if (shuttingDown) return;
 
+    // A standby for the API's listing reads, as under `ix api` (apps/api/src/reads.ts).
+    const readUrl = apiEnv.IX_POSTGRES_READ_URL;
+    const replica =
+      readUrl === undefined
+        ? undefined
+        : connect(readUrl, { ...apiPoolOptionsFromEnv(apiEnv), applicationName: "ix-api-reads", onIdleError: connectionLost("read replica") });
+    if (replica) stops.push(() => replica.close());
     const apiConfig = apiConfigFromEnv(apiEnv);
     const { app, url: base } = await startApi({
       db: apiDb,
+      replica,
       // The API refuses loopback IP-literal callback URLs at submit unless allowed, like the worker.
       config: { ...apiConfig, callbackAllowedHosts: [...apiConfig.callbackAllowedHosts, ...LOOPBACK] },
       logger: root.child({ component: "api" }),
