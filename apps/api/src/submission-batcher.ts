@@ -38,18 +38,22 @@ export interface SubmissionBatcherOptions {
    * would queue behind a stuck statement for as long as that statement lasts.
    */
   maxWaitMs?: number;
+  /**
+   * Most insert statements in flight at once; submissions that arrive while
+   * that many are in flight queue for the next one that ends.
+   */
+  maxInFlight?: number;
 }
 
 /**
  * Groups concurrent `POST /jobs` submissions into one `insertPendingMany`
- * statement each. Every submitting transaction NOTIFYs, and PostgreSQL
- * serialises notifying commits (a database-wide lock held until the commit
- * record is flushed), so one transaction per request cannot share a WAL flush
+ * statement each: one commit (one WAL flush) per batch rather than per request
  * (figures in BENCHMARKS.md, "HTTP submit").
  *
- * No timer: an idle batcher sends a submission at once, so a lone request waits
- * for nothing; submissions that arrive while a statement is in flight queue and
- * go together in the next one. The batch size thus follows the load by itself.
+ * No timer: a batcher with fewer than `maxInFlight` statements in flight sends
+ * a submission at once, so a lone request waits for nothing; submissions that
+ * arrive while `maxInFlight` statements are in flight queue and go together in
+ * the next one. The batch size thus follows the load by itself.
  * Idempotency is the store's: results come back per submission,
  * and a later submission of a key already in the batch gets the first's job.
  * Each submission is settled on its own: one whose row the insert created is
@@ -60,16 +64,19 @@ export class SubmissionBatcher {
   readonly #db: Executor;
   readonly #maxBatch: number;
   readonly #maxWaitMs: number | undefined;
+  readonly #maxInFlight: number;
   #queue: Waiting[] = [];
-  #inFlight: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
   #closed = false;
 
-  constructor(db: Executor, { maxBatch = 500, maxWaitMs }: SubmissionBatcherOptions = {}) {
+  constructor(db: Executor, { maxBatch = 500, maxWaitMs, maxInFlight = 1 }: SubmissionBatcherOptions = {}) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (maxWaitMs !== undefined && !(maxWaitMs > 0)) throw new RangeError(`maxWaitMs must be positive, got ${maxWaitMs}`);
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
     this.#db = db;
     this.#maxBatch = maxBatch;
     this.#maxWaitMs = maxWaitMs;
+    this.#maxInFlight = maxInFlight;
   }
 
   submit(submission: Submission): Promise<SubmissionResult> {
@@ -77,7 +84,7 @@ export class SubmissionBatcher {
     return new Promise((resolve, reject) => {
       const waiting: Waiting = { submission, resolve, reject, timer: undefined };
       this.#queue.push(waiting);
-      if (this.#inFlight === undefined) {
+      if (this.#inFlight.size < this.#maxInFlight) {
         this.#flush();
       } else if (this.#maxWaitMs !== undefined) {
         // Only a submission that has to wait gets a timer: the idle path stays timer-free.
@@ -95,16 +102,17 @@ export class SubmissionBatcher {
   /** Refuses new submissions and resolves once every queued one has been answered. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#inFlight !== undefined) await this.#inFlight;
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   #flush(): void {
     const batch = this.#queue.splice(0, this.#maxBatch);
     for (const waiting of batch) clearTimeout(waiting.timer);
-    this.#inFlight = this.#send(batch).finally(() => {
-      this.#inFlight = undefined;
+    const sending: Promise<void> = this.#send(batch).finally(() => {
+      this.#inFlight.delete(sending);
       if (this.#queue.length > 0) this.#flush();
     });
+    this.#inFlight.add(sending);
   }
 
   async #send(batch: Waiting[]): Promise<void> {

@@ -68,6 +68,8 @@ describe("insertPendingMany", () => {
       const batch = [request(), request(), request()].map((r) => ({ request: r }));
       expect((await jobs.insertPendingMany(db, batch)).every((r) => r.created)).toBe(true);
       expect((await jobs.insertPendingMany(db, batch)).some((r) => r.created)).toBe(false);
+      // The wake-up follows the commit, off the caller's path: wait until it is out.
+      await jobs.pendingWakeups(db).settled();
       // Notifications arrive in commit order: once the sentinel, committed last, is
       // here, every notification of the two batches has been delivered.
       await db.execute(sql`select pg_notify(${jobs.PENDING_CHANNEL}, 'sentinel')`);

@@ -324,6 +324,7 @@ describe("manual retry", () => {
       listener.on("notification", (n) => heard.push(n.channel));
       await listener.query(`listen ${jobs.PENDING_CHANNEL}`);
       const result = await jobs.retry(db, { jobId: job.job_id, clientId: job.client_id });
+      await jobs.pendingWakeups(db).settled();
       await listener.query("select 1");
       expect(heard).toEqual([jobs.PENDING_CHANNEL]);
       expect(result.outcome).toBe("retried");

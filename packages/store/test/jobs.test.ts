@@ -47,6 +47,8 @@ describe("insertPending", () => {
       const req = request();
       await jobs.insertPending(db, { request: req });
       await jobs.insertPending(db, { request: req });
+      // The wake-up follows the commit, off the caller's path: wait until it is out.
+      await jobs.pendingWakeups(db).settled();
       // A round trip on the listener delivers every notification committed before it.
       await listener.query("select 1");
       expect(seen).toEqual([jobs.PENDING_CHANNEL]);
