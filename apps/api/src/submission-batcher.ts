@@ -38,11 +38,6 @@ export interface SubmissionBatcherOptions {
    * would queue behind a stuck statement for as long as that statement lasts.
    */
   maxWaitMs?: number;
-  /**
-   * Most insert statements in flight at once; submissions that arrive while
-   * that many are in flight queue for the next one that ends.
-   */
-  maxInFlight?: number;
 }
 
 /**
@@ -50,10 +45,11 @@ export interface SubmissionBatcherOptions {
  * statement each: one commit (one WAL flush) per batch rather than per request
  * (figures in BENCHMARKS.md, "HTTP submit").
  *
- * No timer: a batcher with fewer than `maxInFlight` statements in flight sends
- * a submission at once, so a lone request waits for nothing; submissions that
- * arrive while `maxInFlight` statements are in flight queue and go together in
- * the next one. The batch size thus follows the load by itself.
+ * No timer: an idle batcher sends a submission at once, so a lone request waits
+ * for nothing; submissions that arrive while a statement is in flight queue and
+ * go together in the next one. The batch size thus follows the load by itself.
+ * One statement in flight: a second did not help even once inserts could share
+ * a WAL flush (BENCHMARKS.md, "Issue 17 levers").
  * Idempotency is the store's: results come back per submission,
  * and a later submission of a key already in the batch gets the first's job.
  * Each submission is settled on its own: one whose row the insert created is
@@ -64,19 +60,16 @@ export class SubmissionBatcher {
   readonly #db: Executor;
   readonly #maxBatch: number;
   readonly #maxWaitMs: number | undefined;
-  readonly #maxInFlight: number;
   #queue: Waiting[] = [];
-  readonly #inFlight = new Set<Promise<void>>();
+  #inFlight: Promise<void> | undefined;
   #closed = false;
 
-  constructor(db: Executor, { maxBatch = 500, maxWaitMs, maxInFlight = 1 }: SubmissionBatcherOptions = {}) {
+  constructor(db: Executor, { maxBatch = 500, maxWaitMs }: SubmissionBatcherOptions = {}) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (maxWaitMs !== undefined && !(maxWaitMs > 0)) throw new RangeError(`maxWaitMs must be positive, got ${maxWaitMs}`);
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
     this.#db = db;
     this.#maxBatch = maxBatch;
     this.#maxWaitMs = maxWaitMs;
-    this.#maxInFlight = maxInFlight;
   }
 
   submit(submission: Submission): Promise<SubmissionResult> {
@@ -84,7 +77,7 @@ export class SubmissionBatcher {
     return new Promise((resolve, reject) => {
       const waiting: Waiting = { submission, resolve, reject, timer: undefined };
       this.#queue.push(waiting);
-      if (this.#inFlight.size < this.#maxInFlight) {
+      if (this.#inFlight === undefined) {
         this.#flush();
       } else if (this.#maxWaitMs !== undefined) {
         // Only a submission that has to wait gets a timer: the idle path stays timer-free.
@@ -102,17 +95,16 @@ export class SubmissionBatcher {
   /** Refuses new submissions and resolves once every queued one has been answered. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    while (this.#inFlight !== undefined) await this.#inFlight;
   }
 
   #flush(): void {
     const batch = this.#queue.splice(0, this.#maxBatch);
     for (const waiting of batch) clearTimeout(waiting.timer);
-    const sending: Promise<void> = this.#send(batch).finally(() => {
-      this.#inFlight.delete(sending);
+    this.#inFlight = this.#send(batch).finally(() => {
+      this.#inFlight = undefined;
       if (this.#queue.length > 0) this.#flush();
     });
-    this.#inFlight.add(sending);
   }
 
   async #send(batch: Waiting[]): Promise<void> {
