@@ -45,7 +45,8 @@ export async function countFailed(db: Executor, filter: FailedJobsFilter & { cap
  * to `pending` exactly as `retry` would (`lifecycle.decideManualRetry`, `manualRetryReset`), in one
  * transaction: a locking read, then one update of them all. Rows locked by someone else (a single retry
  * or cancel in flight) are skipped rather than waited for, and a row that is not a valid Job is left
- * alone. Workers are woken once, after the commit (`wakeIfCommitted`). Returns the ids retried; fewer than `limit` means none are left.
+ * alone. Workers are woken once, after the commit (`wakeIfCommitted`). Returns the ids retried; fewer than
+ * `limit` means none are left.
  */
 export async function retryFailed(
   db: Executor,
