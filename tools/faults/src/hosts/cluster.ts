@@ -8,7 +8,7 @@ const program = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta
 
 /** The key every API host accepts (IX_API_KEYS), for client `CLIENT_ID`: an API on a non-loopback address must have keys. */
 export const CLIENT_ID = "hosts";
-export const API_KEY = "ix-hosts-key";
+export const API_KEY = "ix-hosts-test-key-0123456789";
 
 export interface ApiHost {
   readonly host: Host;
@@ -65,7 +65,7 @@ export interface Cluster {
   /** The test's own connection to the run's PostgreSQL (through the bridge). */
   readonly db: Database;
   addHost(name: string): Promise<Host>;
-  /** `ix api` on `host`, port 8080, with IX_API_KEYS set; `postgresUrl` (e.g. through a proxy host) defaults to the cluster's. */
+  /** `ix api` on `host`, port 8080, with IX_API_KEYS set and callbacks to the run's /24 allowed; `postgresUrl` (e.g. through a proxy host) defaults to the cluster's. */
   startApi(host: Host, env?: Record<string, string>, options?: { postgresUrl?: string }): Promise<ApiHost>;
   /** `ix worker` on `host`; callbacks to the run's /24 are allowed. */
   startWorker(host: Host, env?: Record<string, string>, options?: { postgresUrl?: string }): IxProcess;
@@ -114,7 +114,7 @@ export async function startCluster(): Promise<Cluster> {
       const api = track(
         spawnIx(
           "api",
-          { IX_POSTGRES_URL: postgresUrl, IX_API_HOST: host.address, IX_API_PORT: "8080", IX_API_KEYS: `${CLIENT_ID}:${API_KEY}`, IX_LOG_LEVEL: "warn", ...env },
+          { IX_POSTGRES_URL: postgresUrl, IX_API_HOST: host.address, IX_API_PORT: "8080", IX_API_KEYS: `${CLIENT_ID}:${API_KEY}`, IX_CALLBACK_ALLOWED_HOSTS: network.subnet, IX_LOG_LEVEL: "info", ...env },
           { netns: host.ns },
         ),
       );
@@ -122,7 +122,7 @@ export async function startCluster(): Promise<Cluster> {
       return { host, process: api, url: `http://${host.address}:8080` };
     },
     startWorker: (host, env = {}, { postgresUrl = pgUrl } = {}) =>
-      track(spawnIx("worker", { IX_POSTGRES_URL: postgresUrl, IX_CALLBACK_ALLOWED_HOSTS: network.subnet, IX_LOG_LEVEL: "warn", ...env }, { netns: host.ns })),
+      track(spawnIx("worker", { IX_POSTGRES_URL: postgresUrl, IX_CALLBACK_ALLOWED_HOSTS: network.subnet, IX_LOG_LEVEL: "info", ...env }, { netns: host.ns })),
     async startProxy(host, target, { port = 6432, ...delays } = {}) {
       const [targetHost, targetPort] = target.split(":");
       const proxy = track(

@@ -57,13 +57,13 @@ async function submit(i: number): Promise<void> {
         body,
         signal: AbortSignal.timeout(o.timeoutMs ?? 5_000),
       });
-      await response.arrayBuffer();
+      const text = await response.text();
       if (response.status === 200 || response.status === 201) {
         accepted++;
         process.stdout.write(`${JSON.stringify({ accepted: `${o.prefix}-${i}`, status: response.status, api, tries })}\n`);
         return;
       }
-      if (response.status !== 503) throw new Error(`POST ${api}/jobs answered ${response.status}`);
+      if (response.status !== 503) throw new Error(`POST ${api}/jobs answered ${response.status}: ${text.slice(0, 300)}`);
       retried503++;
       await new Promise((r) => setTimeout(r, Number(response.headers.get("retry-after") ?? "1") * 1000));
     } catch (error) {
