@@ -83,7 +83,7 @@ export async function startCluster(): Promise<Cluster> {
   const network = await createNetwork({ beforeSweep: killStalePostgres });
   const processes: LineProcess[] = [];
   let postgres: PostgresHost | undefined;
-  let db: Database | undefined;
+  let db: ReturnType<typeof connect> | undefined;
   const close = async () => {
     killAll(processes);
     await Promise.all(processes.map((p) => p.exited));
