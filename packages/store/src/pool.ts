@@ -178,7 +178,8 @@ class IxPool extends pg.Pool {
 
   // biome-ignore lint/suspicious/noExplicitAny: pg.Pool.query has a dozen overloads; this wraps the promise form only.
   override query(config: any, ...rest: any[]): any {
-    const setUp = setUpFor(this.settings, "transaction");
+    // Only the statement timeout needs the wrapping: a lone statement is never idle inside a transaction.
+    const setUp = setUpFor({ ...this.settings, socketTimeoutMillis: 0 }, "transaction");
     if (!setUp || typeof rest.at(-1) === "function" || typeof config?.submit === "function") return super.query(config, ...rest);
     return this.inTransaction(setUp, config, rest[0]);
   }
