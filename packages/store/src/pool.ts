@@ -37,9 +37,9 @@ export interface PoolOptions {
 }
 
 /**
- * TCP keepalive on every connection, probing after this much silence: an idle
- * connection (LISTEN) to a peer that vanished is found dead, as Node probes
- * every second after that and gives up after 10 unanswered probes.
+ * TCP keepalive on every connection, probing after this much silence (the
+ * kernel's default is two hours): an idle connection (LISTEN) whose peer
+ * vanished, e.g. a server address moved elsewhere, is found dead and replaced.
  */
 const KEEPALIVE_IDLE_MILLIS = 10_000;
 
@@ -237,7 +237,7 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
-/** What a transaction on `pool` runs first: SET LOCAL of the statement timeout, in transaction mode. */
+/** What a transaction on `pool` runs first, in transaction mode: its transaction-local timeouts (setUpFor). */
 export function transactionSetUp(pool: pg.Pool): string | null {
   return setUpFor(pool instanceof IxPool ? pool.settings : NO_SETTINGS, "transaction");
 }
