@@ -3,6 +3,8 @@
 // next API host, a connection error or a request past `timeoutMs` on the next host at once
 // (a resubmission is idempotent: same ix_client_id and request_id). One line per accepted job,
 // `{"accepted":<request_id>,"status":201,"api":…,"tries":…}`, then `{"loadgen":"done",…}`.
+import { seededRandom } from "../figures.ts";
+
 interface LoadOptions {
   apis: string[];
   count: number;
@@ -24,14 +26,8 @@ interface LoadOptions {
 const o = JSON.parse(process.argv[2] ?? "{}") as LoadOptions;
 if (!Array.isArray(o.apis) || o.apis.length === 0) throw new Error("load-generator: `apis` must list at least one API URL");
 
-/** Job i's draw in [0, 1): mulberry32 of seed and i, so a job's duration does not depend on submission order. */
-function random(i: number): number {
-  const state = (((o.seed ?? 1) * 100_003 + i) >>> 0) + 0x6d2b79f5;
-  let t = state >>> 0;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-}
+/** Job i's draw in [0, 1), from the seed and i, so a job's duration does not depend on submission order. */
+const random = (i: number) => seededRandom((o.seed ?? 1) * 100_003 + i)();
 
 const began = Date.now();
 let retried503 = 0;
