@@ -85,6 +85,9 @@ export const ApiEnv = z.object({
   IX_API_DB_CONNECT_TIMEOUT_MS: envDefault(envVar.int(50, 60_000), 2_000),
   // Server-side cap on any one statement, so a stuck query answers 503 instead of hanging.
   IX_API_STATEMENT_TIMEOUT_MS: envDefault(envVar.int(50, 600_000), 5_000),
+  // A statement hearing nothing from the server this long closes its connection as dead (a network
+  // partition: TCP alone would wait minutes); 0 = never. Above IX_API_STATEMENT_TIMEOUT_MS.
+  IX_POSTGRES_SOCKET_TIMEOUT_MS: envDefault(envVar.int(0, 3_600_000), 30_000),
   // Sent as Retry-After with every 503.
   IX_API_RETRY_AFTER_SECONDS: envDefault(envVar.int(1, 3_600), 2),
   IX_LOG_LEVEL: envDefault(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
@@ -117,6 +120,14 @@ export const ApiEnv = z.object({
     [],
   ),
 }).superRefine((env, ctx) => {
+  // A bound below the statement timeout would close connections of statements the server is still allowed to run.
+  if (env.IX_POSTGRES_SOCKET_TIMEOUT_MS > 0 && env.IX_POSTGRES_SOCKET_TIMEOUT_MS <= env.IX_API_STATEMENT_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["IX_POSTGRES_SOCKET_TIMEOUT_MS"],
+      message: `must be above IX_API_STATEMENT_TIMEOUT_MS (${env.IX_API_STATEMENT_TIMEOUT_MS}), or 0`,
+    });
+  }
   // A key in both lists would make its holder a client and an operator at once; neither list wins silently.
   const clientKeys = new Set(env.IX_API_KEYS.map(({ key }) => key));
   for (const [index, { key }] of env.IX_ADMIN_KEYS.entries()) {
@@ -159,6 +170,7 @@ export function apiPoolOptionsFromEnv(env: ApiEnv) {
     max: env.IX_API_DB_POOL_SIZE,
     connectionTimeoutMillis: env.IX_API_DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMillis: env.IX_API_STATEMENT_TIMEOUT_MS,
+    socketTimeoutMillis: env.IX_POSTGRES_SOCKET_TIMEOUT_MS,
     poolMode: env.IX_POSTGRES_POOL_MODE,
     applicationName: "ix-api",
   };

@@ -32,6 +32,19 @@ describe("environment", () => {
     expect(env.IX_POSTGRES_URL).toBeUndefined();
   });
 
+  plainTest("IX_POSTGRES_SOCKET_TIMEOUT_MS reaches the pool settings, and must be above the statement timeout or 0", () => {
+    expect(apiPoolOptionsFromEnv(parseApiEnv({}))).toMatchObject({ socketTimeoutMillis: 30_000 });
+    expect(apiPoolOptionsFromEnv(parseApiEnv({ IX_POSTGRES_SOCKET_TIMEOUT_MS: "0" }))).toMatchObject({ socketTimeoutMillis: 0 });
+    try {
+      parseApiEnv({ IX_API_STATEMENT_TIMEOUT_MS: "5000", IX_POSTGRES_SOCKET_TIMEOUT_MS: "5000" });
+      expect.unreachable("a ConfigError");
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual([
+        { variable: "IX_POSTGRES_SOCKET_TIMEOUT_MS", message: "must be above IX_API_STATEMENT_TIMEOUT_MS (5000), or 0" },
+      ]);
+    }
+  });
+
   plainTest("IX_POSTGRES_POOL_MODE reaches the pool settings; anything but session or transaction is refused", () => {
     expect(apiPoolOptionsFromEnv(parseApiEnv({}))).toMatchObject({ poolMode: "session", statementTimeoutMillis: 5_000 });
     expect(apiPoolOptionsFromEnv(parseApiEnv({ IX_POSTGRES_POOL_MODE: "transaction" }))).toMatchObject({ poolMode: "transaction" });

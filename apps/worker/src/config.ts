@@ -48,6 +48,11 @@ export interface WorkerConfig {
   listenUrl: string | null;
   /** How long a claimed run is leased (IX_LEASE_SECONDS); the rescuer takes back runs whose lease ran out. */
   leaseSeconds: number;
+  /**
+   * A statement that hears nothing from the server for this long closes its connection as dead and is
+   * retried on a new one (IX_POSTGRES_SOCKET_TIMEOUT_MS): bounds a network partition; 0 = none.
+   */
+  socketTimeoutMs: number;
   callback: CallbackConfig;
   /**
    * Where pipelines run (IX_PIPELINE_ISOLATION). `thread`: built-in pipelines
@@ -122,6 +127,7 @@ export const DEFAULT_WORKER_CONFIG: Readonly<WorkerConfig> = Object.freeze({
   poolMode: "session",
   listenUrl: null,
   leaseSeconds: lifecycle.DEFAULT_LEASE_SECONDS,
+  socketTimeoutMs: 30_000,
   callback: Object.freeze({
     secret: null,
     timeoutSeconds: 10,
@@ -160,6 +166,11 @@ export function workerConfig(overrides: WorkerConfigOverrides = {}): WorkerConfi
  * claim, one completion flush and the callback deliveries at once (pipelines
  * use none). `ix worker` and `ix start` both connect with these.
  */
-export function workerPoolOptions(config: WorkerConfig): { applicationName: string; max: number; poolMode: PoolMode } {
-  return { applicationName: "ix-worker", max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)), poolMode: config.poolMode };
+export function workerPoolOptions(config: WorkerConfig): { applicationName: string; max: number; poolMode: PoolMode; socketTimeoutMillis: number } {
+  return {
+    applicationName: "ix-worker",
+    max: Math.max(4, Math.min(config.callback.concurrency + 3, 20)),
+    poolMode: config.poolMode,
+    socketTimeoutMillis: config.socketTimeoutMs,
+  };
 }

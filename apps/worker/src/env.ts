@@ -71,6 +71,8 @@ export const WorkerEnv = z.object({
   IX_POSTGRES_POOL_MODE: envDefault(z.enum(POOL_MODES), D.poolMode),
   /** A direct PostgreSQL URL for the LISTEN connection, when IX_POSTGRES_URL is a transaction pooler that cannot carry one. */
   IX_LISTEN_URL: optionalEnv(envVar.postgresUrl()),
+  /** A statement hearing nothing from the server this long closes its connection as dead (a partition); 0 = never. */
+  IX_POSTGRES_SOCKET_TIMEOUT_MS: envDefault(envVar.int(0, 3_600_000), D.socketTimeoutMs),
   /** Jobs in flight per worker process. */
   IX_WORKER_CONCURRENCY: envDefault(envVar.int(1, 1024), D.concurrency),
   /** The use_cases this worker claims, comma-separated; unset: every registered pipeline's. */
@@ -196,6 +198,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     listenUrl: env.IX_LISTEN_URL ?? null,
     shutdownGraceSeconds: env.IX_SHUTDOWN_GRACE_SECONDS,
     leaseSeconds: env.IX_LEASE_SECONDS,
+    socketTimeoutMs: env.IX_POSTGRES_SOCKET_TIMEOUT_MS,
     callback: {
       ...D.callback,
       secret: secret?.ok ? secret.key : null,

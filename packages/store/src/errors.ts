@@ -13,7 +13,20 @@ const TRANSIENT_SQLSTATES = new Set([
   "57014", // query_canceled (statement_timeout)
 ]);
 
-const TRANSIENT_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]);
+// EHOSTUNREACH and friends: a connect across a partition (on one network segment the kernel gets no ARP
+// answer and says so after about 3 s); the path may come back at any moment (docs/OPERATIONS.md, "Network partitions").
+const TRANSIENT_NODE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+]);
 
 function codeOf(error: unknown): string | undefined {
   if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {

@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import pg from "pg";
 import { DatabaseUnreachableError, databaseAddress } from "./errors.ts";
 
@@ -22,28 +23,58 @@ export interface PoolOptions {
   applicationName?: string;
   /** What the URL reaches: PostgreSQL or a session pooler (the default), or a transaction pooler. */
   poolMode?: PoolMode;
+  /**
+   * A statement whose connection receives nothing for this long is taken for
+   * dead: the connection is closed and the statement fails with a transient
+   * error (ETIMEDOUT), so callers retry on a fresh connection. Bounds a network
+   * partition, where packets vanish and TCP retransmits for up to 15 minutes
+   * (docs/OPERATIONS.md, "Network partitions"). Keep it above the longest
+   * statement; 0 = none.
+   */
+  socketTimeoutMillis?: number;
   /** Called for errors on idle connections (a killed backend, a restart). */
   onIdleError?: (error: Error) => void;
 }
+
+/**
+ * TCP keepalive on every connection, probing after this much silence (the
+ * kernel's default is two hours): an idle connection (LISTEN) whose peer
+ * vanished, e.g. a server address moved elsewhere, is found dead and replaced.
+ */
+const KEEPALIVE_IDLE_MILLIS = 10_000;
 
 /** The session state a pool's statements need, and how each mode gets it to them. */
 interface SessionSettings {
   poolMode: PoolMode;
   statementTimeoutMillis: number;
+  socketTimeoutMillis: number;
 }
 
 /**
- * The one home of the statement timeout: set once per connection in session
- * mode, with SET LOCAL in every transaction in transaction mode (a SET would
- * stay on a server connection other clients share, and PgBouncer refuses it
- * as a startup parameter).
+ * The one home of the session's timeouts: set once per connection in session
+ * mode, for each transaction (set_config's `is_local`) in transaction mode (a
+ * SET would stay on a server connection other clients share, and PgBouncer
+ * refuses it as a startup parameter). One statement, so it also runs where
+ * the extended protocol allows no more than one.
+ *
+ * With a socket timeout, the server ends a session left idle inside a
+ * transaction for as long (idle_in_transaction_session_timeout): a client
+ * cut off mid-transaction would otherwise hold its row locks until the
+ * server's TCP gives up, 15 minutes later, and the rescuer, which skips
+ * locked rows, could not take its jobs back (docs/OPERATIONS.md, "Network partitions").
  */
-function timeoutFor(settings: SessionSettings, mode: PoolMode): string | null {
-  if (settings.poolMode !== mode || settings.statementTimeoutMillis <= 0) return null;
-  return `${mode === "session" ? "set" : "set local"} statement_timeout = ${Math.trunc(settings.statementTimeoutMillis)}`;
+function setUpFor(settings: SessionSettings, mode: PoolMode): string | null {
+  if (settings.poolMode !== mode) return null;
+  const local = mode === "transaction";
+  const settingsSql: string[] = [];
+  if (settings.statementTimeoutMillis > 0) settingsSql.push(`set_config('statement_timeout', '${Math.trunc(settings.statementTimeoutMillis)}', ${local})`);
+  if (settings.socketTimeoutMillis > 0) {
+    settingsSql.push(`set_config('idle_in_transaction_session_timeout', '${Math.trunc(settings.socketTimeoutMillis)}', ${local})`);
+  }
+  return settingsSql.length === 0 ? null : `select ${settingsSql.join(", ")}`;
 }
 
-const NO_SETTINGS: SessionSettings = { poolMode: "session", statementTimeoutMillis: 0 };
+const NO_SETTINGS: SessionSettings = { poolMode: "session", statementTimeoutMillis: 0, socketTimeoutMillis: 0 };
 
 /** A statement's config as Drizzle passes it: a plain object, unlike pg's Query and cursors, which pass through untouched. */
 function isPlainConfig(value: unknown): value is pg.QueryConfig {
@@ -84,7 +115,8 @@ class AddressedClient extends pg.Client {
     } catch (error) {
       throw new DatabaseUnreachableError(databaseAddress(this.host, this.port), error);
     }
-    const setUp = timeoutFor(this.settings, "session");
+    this.closeWhenSilent();
+    const setUp = setUpFor(this.settings, "session");
     if (setUp) {
       // Before the pool hands the client out, so its first statement already runs under the timeout.
       try {
@@ -95,6 +127,28 @@ class AddressedClient extends pg.Client {
       }
     }
     return this;
+  }
+
+  /**
+   * Node's socket timeout fires after that long without traffic either way; it
+   * matters only while a statement waits for its answer (pg's `_activeQuery`),
+   * not on an idle or LISTENing connection. Destroying the socket fails the
+   * statement, and pg marks the client unusable, so the pool drops it.
+   */
+  private closeWhenSilent(): void {
+    const ms = this.settings.socketTimeoutMillis;
+    if (ms <= 0) return;
+    const client = this as unknown as { connection: { stream: Socket }; _activeQuery: unknown };
+    const socket = client.connection.stream;
+    socket.setTimeout(ms);
+    socket.on("timeout", () => {
+      if (!client._activeQuery) return;
+      const error = Object.assign(
+        new Error(`no answer from PostgreSQL at ${databaseAddress(this.host, this.port)} within ${ms} ms; the connection is closed as dead`),
+        { code: "ETIMEDOUT" },
+      );
+      socket.destroy(error);
+    });
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: pg.Client.query has a dozen overloads; this only rewrites a plain config's name.
@@ -124,7 +178,8 @@ class IxPool extends pg.Pool {
 
   // biome-ignore lint/suspicious/noExplicitAny: pg.Pool.query has a dozen overloads; this wraps the promise form only.
   override query(config: any, ...rest: any[]): any {
-    const setUp = timeoutFor(this.settings, "transaction");
+    // Only the statement timeout needs the wrapping: a lone statement is never idle inside a transaction.
+    const setUp = setUpFor({ ...this.settings, socketTimeoutMillis: 0 }, "transaction");
     if (!setUp || typeof rest.at(-1) === "function" || typeof config?.submit === "function") return super.query(config, ...rest);
     return this.inTransaction(setUp, config, rest[0]);
   }
@@ -155,7 +210,11 @@ class IxPool extends pg.Pool {
 }
 
 export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
-  const settings: SessionSettings = { poolMode: options.poolMode ?? "session", statementTimeoutMillis: options.statementTimeoutMillis ?? 0 };
+  const settings: SessionSettings = {
+    poolMode: options.poolMode ?? "session",
+    statementTimeoutMillis: options.statementTimeoutMillis ?? 0,
+    socketTimeoutMillis: options.socketTimeoutMillis ?? 0,
+  };
   const pool = new IxPool(
     {
       Client: AddressedClient,
@@ -164,6 +223,8 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
       // The one startup parameter PgBouncer passes on (docs/ARCHITECTURE.md, "Behind a pooler").
       application_name: options.applicationName ?? "ix",
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MILLIS,
       // pg-pool gives its options to every client it creates.
       ixSession: settings,
     },
@@ -176,7 +237,7 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
-/** What a transaction on `pool` runs first: SET LOCAL of the statement timeout, in transaction mode. */
+/** What a transaction on `pool` runs first, in transaction mode: its transaction-local timeouts (setUpFor). */
 export function transactionSetUp(pool: pg.Pool): string | null {
-  return timeoutFor(pool instanceof IxPool ? pool.settings : NO_SETTINGS, "transaction");
+  return setUpFor(pool instanceof IxPool ? pool.settings : NO_SETTINGS, "transaction");
 }

@@ -1,4 +1,6 @@
-import { connect, ixJobs, sql } from "../src/index.ts";
+import { type AddressInfo, createConnection, createServer, type Socket } from "node:net";
+import { waitFor } from "../../testing/src/wait.ts";
+import { connect, isTransientDbError, ixJobs, sql } from "../src/index.ts";
 import { describe, expect } from "vitest";
 import { test } from "./fixtures.ts";
 
@@ -104,6 +106,110 @@ describe("pool modes", () => {
       expect((await db.execute(sql`select name from pg_prepared_statements`)).rows).toEqual([{ name: "ix_pool_test_named" }]);
     } finally {
       await db.close();
+    }
+  });
+});
+
+/**
+ * A TCP relay to the test database that can go silent: while frozen it passes
+ * nothing either way, not even a close, as a network partition does (packets
+ * vanish). Real sockets throughout.
+ */
+async function silentRelay(target: URL) {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on("data", (chunk: Buffer) => {
+        if (!frozen) to.write(chunk);
+      });
+      from.on("error", () => undefined);
+      from.on("close", () => {
+        sockets.delete(from);
+        // A close does not cross a partition either: the other side keeps its socket.
+        if (!frozen) to.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = new URL(target.href);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: url.href,
+    freeze: () => {
+      frozen = true;
+    },
+    thaw: () => {
+      frozen = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("a connection that hears nothing (a partition: no socket closed)", () => {
+  test("a statement unanswered for socketTimeoutMillis fails transient, its connection is dropped, an idle one is kept", async ({ database }) => {
+    const relay = await silentRelay(new URL(database.url));
+    const db = connect(relay.url, { max: 2, socketTimeoutMillis: 300, applicationName: "ix-pool-test" });
+    try {
+      const pid = async () => (await db.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`)).rows[0]?.pid;
+      const first = await pid();
+      // Idle past the timeout: nothing was asked, so the connection is not taken for dead.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await pid()).toBe(first);
+
+      relay.freeze();
+      const began = Date.now();
+      const failure = await db.execute(sql`select 1`).then(() => null, (error: unknown) => error);
+      const waitedMs = Date.now() - began;
+      expect(isTransientDbError(failure)).toBe(true);
+      expect(String((failure as Error).cause ?? failure)).toMatch(/no answer from PostgreSQL at 127\.0\.0\.1:\d+ within 300 ms/);
+      expect(waitedMs).toBeGreaterThanOrEqual(290);
+      expect(waitedMs).toBeLessThan(3_000);
+      // The dead connection is gone from the pool; once the path is back, a new one serves.
+      relay.thaw();
+      const next = await pid();
+      expect(next).not.toBe(first);
+      expect(db.$client.totalCount).toBe(1);
+    } finally {
+      await db.close();
+      await relay.close();
+    }
+  });
+
+  test("a session cut off inside a transaction is ended by the server, so its row locks are released", async ({ database }) => {
+    const relay = await silentRelay(new URL(database.url));
+    const db = connect(relay.url, { max: 1, socketTimeoutMillis: 500, applicationName: "ix-pool-test" });
+    const admin = database.connect({ max: 1 });
+    try {
+      let backend = 0;
+      const failure = await db
+        .transaction(async (tx) => {
+          backend = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`)).rows[0]?.pid ?? 0;
+          await tx.execute(sql`select pg_advisory_xact_lock(18)`);
+          relay.freeze();
+          await tx.execute(sql`select 1`);
+        })
+        .then(() => null, (error: unknown) => error);
+      expect(isTransientDbError(failure)).toBe(true);
+      // The server heard nothing inside the transaction for 500 ms (idle_in_transaction_session_timeout): it ended the
+      // session, and the lock is free again, although the client's socket to it was never closed by the relay.
+      await waitFor(
+        "the cut-off session to be ended by the server",
+        async () => (await admin.execute<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where pid = ${backend}`)).rows[0]?.n === 0,
+        { timeoutMs: 5_000 },
+      );
+      const locked = await admin.execute<{ got: boolean }>(sql`select pg_try_advisory_lock(18) as got`);
+      expect(locked.rows[0]?.got).toBe(true);
+      await admin.execute(sql`select pg_advisory_unlock(18)`);
+    } finally {
+      await db.close();
+      await relay.close();
     }
   });
 });

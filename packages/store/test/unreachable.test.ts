@@ -44,6 +44,13 @@ describe("a database that cannot be reached", () => {
     }
   });
 
+  it("is transient when the network has no route to it (a partition), as when it refuses", () => {
+    for (const code of ["EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN"]) {
+      const error = new DatabaseUnreachableError("10.77.0.1:5432", Object.assign(new Error(`connect ${code} 10.77.0.1:5432`), { code }));
+      expect(isTransientDbError(error), code).toBe(true);
+    }
+  });
+
   it("names an IPv6 server in brackets", async () => {
     const port = await freePort();
     const db = connect(`postgres://ix:${PASSWORD}@[::1]:${port}/ix`, { max: 1 });
