@@ -4,7 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Job } from "@ix/contracts";
 import { createCallbackTargetPolicy } from "@ix/contracts/callback-target";
-import { type Database, jobs, logSerializers, workers } from "@ix/store";
+import { type Database, logSerializers, workers } from "@ix/store";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -148,16 +148,6 @@ export async function buildApp({ db, replica, config, logger }: BuildAppOptions)
     },
   }).withTypeProvider<ZodTypeProvider>();
   limitConnections(app, config.maxConnections);
-
-  // Workers are woken after new pending rows commit, outside their transactions (docs/ARCHITECTURE.md,
-  // "Wake-ups"). A root hook runs after the routes' own onClose hooks (Fastify runs a child plugin's
-  // first), so the submissions they drain are announced before the pool closes.
-  const wakeups = jobs.pendingWakeups(db);
-  const stopReporting = wakeups.onError((error) => app.log.warn({ err: error }, "waking workers failed; their poll finds the new jobs"));
-  app.addHook("onClose", async () => {
-    await wakeups.settled();
-    stopReporting();
-  });
 
   // Every answer is counted by its route pattern, never its URL: /jobs/:job_id is one series, not one per job.
   const metrics = createApiMetrics({ db: reads.database("metrics"), workerRegistryDays: config.workerRegistryDays });

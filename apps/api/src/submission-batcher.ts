@@ -42,14 +42,14 @@ export interface SubmissionBatcherOptions {
 
 /**
  * Groups concurrent `POST /jobs` submissions into one `insertPendingMany`
- * statement each: one commit (one WAL flush) per batch rather than per request
+ * statement each. Every submitting transaction NOTIFYs, and PostgreSQL
+ * serialises notifying commits (a database-wide lock held until the commit
+ * record is flushed), so one transaction per request cannot share a WAL flush
  * (figures in BENCHMARKS.md, "HTTP submit").
  *
  * No timer: an idle batcher sends a submission at once, so a lone request waits
  * for nothing; submissions that arrive while a statement is in flight queue and
  * go together in the next one. The batch size thus follows the load by itself.
- * One statement in flight: a second did not help even once inserts could share
- * a WAL flush (BENCHMARKS.md, "Issue 17 levers").
  * Idempotency is the store's: results come back per submission,
  * and a later submission of a key already in the batch gets the first's job.
  * Each submission is settled on its own: one whose row the insert created is

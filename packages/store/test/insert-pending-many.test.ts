@@ -55,8 +55,6 @@ describe("insertPendingMany", () => {
       const batch = [request(), request(), request()].map((r) => ({ request: r }));
       expect((await jobs.insertPendingMany(db, batch)).every((r) => r.created)).toBe(true);
       expect((await jobs.insertPendingMany(db, batch)).some((r) => r.created)).toBe(false);
-      // The wake-up follows the commit, off the caller's path: wait until it is out.
-      await jobs.pendingWakeups(db).settled();
       await listening.caughtUp();
       expect(listening.heard.map((n) => n.payload)).toEqual([""]);
     } finally {

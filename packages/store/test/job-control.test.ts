@@ -316,8 +316,6 @@ describe("manual retry", () => {
     const listening = await listenFor(url, jobs.PENDING_CHANNEL);
     try {
       const result = await jobs.retry(db, { jobId: job.job_id, clientId: job.client_id });
-      // The wake-up follows the commit, off the caller's path: wait until it is out.
-      await jobs.pendingWakeups(db).settled();
       await listening.caughtUp();
       expect(listening.heard.map((n) => n.channel)).toEqual([jobs.PENDING_CHANNEL]);
       expect(result.outcome).toBe("retried");

@@ -42,8 +42,6 @@ describe("insertPending", () => {
       const req = request();
       await jobs.insertPending(db, { request: req });
       await jobs.insertPending(db, { request: req });
-      // The wake-up follows the commit, off the caller's path: wait until it is out.
-      await jobs.pendingWakeups(db).settled();
       await listening.caughtUp();
       expect(listening.heard.map((n) => n.channel)).toEqual([jobs.PENDING_CHANNEL]);
     } finally {

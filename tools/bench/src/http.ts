@@ -163,8 +163,7 @@ export async function measureHttp(url: string, { c, seconds }: { c: number; seco
 /**
  * The physical reference: pgbench's rate of single-row, autocommitted inserts
  * into a table with a jsonb column, c clients, on the same server. An HTTP
- * submit is at least this insert (workers are woken after its commit, in a
- * statement of their own), so this bounds it.
+ * submit is at least this insert plus a NOTIFY, so this bounds it.
  */
 export async function measurePgbench(url: string, pgbenchPath: string, { c, seconds }: { c: number; seconds: number }): Promise<PgbenchResult> {
   const db = connect(url, { max: 1, applicationName: "ix-bench-pgbench" });

@@ -7,8 +7,8 @@ import { assertLeaseSeconds, DEFAULT_LEASE_SECONDS, errorEntryText, unrunnableRe
 import { ixJobs, type JobRow } from "../schema.ts";
 import { applyRows } from "./complete.ts";
 import { withTurns } from "./fair-share.ts";
+import { PENDING_CHANNEL } from "./insert.ts";
 import { type OnUnreadableRow, readJobRow, traceContextOf, type UnreadableRow } from "./row.ts";
-import { PENDING_CHANNEL } from "./wake-ups.ts";
 
 export interface ClaimParams {
   limit: number;

@@ -26,6 +26,7 @@ export {
   insertPendingMany,
   insertPendingManySettled,
   newIxId,
+  PENDING_CHANNEL,
   type InsertPendingParams,
   type InsertPendingResult,
 } from "./insert.ts";
@@ -36,5 +37,4 @@ export { countFailed, type FailedJobsFilter, RETRY_FAILED_LIMIT, retryFailed } f
 export { type HeldRun, renewLeases, type RenewLeasesParams, type RenewLeasesResult } from "./lease.ts";
 export { rescueOrphans, type RescueParams, type RescueResult } from "./rescue.ts";
 export { retry, type RetryParams, type RetryResult } from "./retry.ts";
-export { PENDING_CHANNEL, PendingWakeups, pendingWakeups, wakeIfCommitted } from "./wake-ups.ts";
 export { type OnUnreadableRow, readJobRow, type SubmittedSchedule, toJob, traceContextOf, type UnreadableRow } from "./row.ts";

@@ -6,7 +6,9 @@ import { ixJobs } from "../schema.ts";
 import { withTurns } from "./fair-share.ts";
 import { assertValidSubmissions } from "./input.ts";
 import { type SubmittedSchedule, submittedSchedule, toJob } from "./row.ts";
-import { wakeIfCommitted } from "./wake-ups.ts";
+
+/** LISTEN on this channel to be woken when a job becomes pending. */
+export const PENDING_CHANNEL = "ix_jobs_pending";
 
 /** 64 bits from the CSPRNG, as 16 lowercase hex characters. */
 export function newIxId(): string {
@@ -38,7 +40,8 @@ export interface InsertPendingResult {
  * Inserts a pending job, or returns the existing one for the same
  * `(client_id, request_id)` unchanged: the first insert's status, callback_url
  * and ix_id win, so a client may retry a submission safely. A new row wakes idle
- * workers once it has committed (`wakeIfCommitted`).
+ * workers through pg_notify in the same statement, so the notification is sent
+ * exactly when the row commits.
  */
 export async function insertPending(db: Executor, params: InsertPendingParams): Promise<InsertPendingResult> {
   const [result] = await insertPendingMany(db, [params]);
@@ -107,7 +110,7 @@ function literal(value: unknown): string {
 
 /**
  * The batch insert: one `insert … select from unnest(…) on conflict do nothing
- * returning …`. One array parameter per column rather than a
+ * returning …, pg_notify(…)`. One array parameter per column rather than a
  * VALUES row per item, so the statement's text and parameters are the same at
  * any batch size and nothing is built per row; `with ordinality … order by`
  * keeps key order. Built once per executor and run as a prepared statement, so
@@ -134,7 +137,7 @@ function prepareInsert(db: Executor) {
     .insert(ixJobs)
     .select((qb) => qb.select(INSERT_SELECTION).from(sql`${withTurns(items)} as v`).orderBy(sql`v.n`))
     .onConflictDoNothing({ target: [ixJobs.clientId, ixJobs.requestId] })
-    .returning(jobColumns)
+    .returning({ ...jobColumns, notified: sql`pg_notify(${PENDING_CHANNEL}, '')` })
     .prepare("ix_insert_pending");
 }
 
@@ -189,11 +192,11 @@ type Value = {
  * concurrent prune) is free again and is inserted again, up to MAX_ROUNDS
  * times, then refused with ConflictingRowGoneError.
  *
- * The statement sends no NOTIFY: a notifying transaction holds a database-wide
- * lock until its commit record is flushed, so inserts could not share a WAL
- * flush. Workers are woken after the commit instead (`wake-ups.ts`): by this
- * function on the database, by the caller after its commit in a transaction;
- * only if a row was created.
+ * Batching exists because NOTIFY serialises commits (PostgreSQL holds a
+ * database-wide lock from PreCommit_Notify until the commit record is
+ * flushed), so one transaction per submission cannot share a WAL flush; one
+ * statement per batch pays one flush, and PostgreSQL collapses the identical
+ * notifications of a transaction, so a batch wakes workers once.
  *
  * Within a batch the first item of a key wins, as if the items had been
  * inserted one after another: later items of that key get `created: false`
@@ -259,9 +262,7 @@ export async function insertPendingManySettled(
       fail(pending, error);
       break;
     }
-    // On the database the rows have committed: workers may look at once.
-    if (inserted.length > 0) wakeIfCommitted(db);
-    for (const row of inserted) {
+    for (const { notified: _, ...row } of inserted) {
       settled.set(correlationKey(row.clientId, row.requestId), { status: "fulfilled", value: { job: toJob(row), created: true, submitted: submittedSchedule(row) } });
     }
     const conflicted = pending.filter((v) => !settled.has(keyOf(v)));

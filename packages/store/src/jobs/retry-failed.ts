@@ -2,9 +2,9 @@ import { and, asc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { decideManualRetry } from "../lifecycle.ts";
 import { ixJobs } from "../schema.ts";
+import { PENDING_CHANNEL } from "./insert.ts";
 import { manualRetryReset, RETRYABLE_STATUSES } from "./retry.ts";
 import { clock, readJobRow } from "./row.ts";
-import { wakeIfCommitted } from "./wake-ups.ts";
 
 /** The most jobs one bulk retry changes: one transaction stays short, and an operator sees what it did. */
 export const RETRY_FAILED_LIMIT = 1_000;
@@ -45,8 +45,7 @@ export async function countFailed(db: Executor, filter: FailedJobsFilter & { cap
  * to `pending` exactly as `retry` would (`lifecycle.decideManualRetry`, `manualRetryReset`), in one
  * transaction: a locking read, then one update of them all. Rows locked by someone else (a single retry
  * or cancel in flight) are skipped rather than waited for, and a row that is not a valid Job is left
- * alone. Workers are woken once, after the commit (`wakeIfCommitted`). Returns the ids retried; fewer than
- * `limit` means none are left.
+ * alone. Workers are woken once. Returns the ids retried; fewer than `limit` means none are left.
  */
 export async function retryFailed(
   db: Executor,
@@ -54,7 +53,7 @@ export async function retryFailed(
 ): Promise<{ retried: string[] }> {
   checkLimit(params.limit);
   const at = clock(params.now);
-  const result = await db.transaction(async (tx) => {
+  return db.transaction(async (tx) => {
     const rows = await tx
       .select()
       .from(ixJobs)
@@ -79,8 +78,7 @@ export async function retryFailed(
       .where(and(eq(ixJobs.jobId, sql`decided.job_id`), inArray(ixJobs.status, [...RETRYABLE_STATUSES])))
       .returning({ jobId: getTableColumns(ixJobs).jobId });
     if (updated.length !== decided.length) throw new Error("failed jobs changed under their row locks");
+    await tx.execute(sql`select pg_notify(${PENDING_CHANNEL}, '')`);
     return { retried: updated.map((row) => row.jobId) };
   });
-  if (result.retried.length > 0) wakeIfCommitted(db);
-  return result;
 }

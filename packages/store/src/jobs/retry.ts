@@ -1,11 +1,11 @@
 import type { Job } from "@ix/contracts";
-import { and, eq, inArray, type SQL } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Executor } from "../db.ts";
 import { decideManualRetry } from "../lifecycle.ts";
 import { ixJobs } from "../schema.ts";
+import { PENDING_CHANNEL } from "./insert.ts";
 import { clock, readJobRow, toJob } from "./row.ts";
-import { wakeIfCommitted } from "./wake-ups.ts";
 
 export interface RetryParams {
   jobId: string;
@@ -53,14 +53,13 @@ export function manualRetryReset(at: SQL) {
  * `lifecycle.decideManualRetry` says (errors kept, one more run allowed). Its
  * response and run times are cleared, and its callback state is reset, so the
  * next ending is delivered again; a delivery of the old ending still in flight
- * is fenced out by the reset attempt count. Workers are woken as after a
- * submission, once the retry has committed (`wakeIfCommitted`). The row is
- * locked first, so two retries at once retry once.
+ * is fenced out by the reset attempt count. Workers are woken as by a
+ * submission. The row is locked first, so two retries at once retry once.
  */
 export async function retry(db: Executor, { jobId, clientId, now }: RetryParams): Promise<RetryResult> {
   if (!Uuid.safeParse(jobId).success) return { outcome: "not_found" };
   const at = clock(now);
-  const result = await db.transaction(async (tx): Promise<RetryResult> => {
+  return db.transaction(async (tx) => {
     const [row] = await tx
       .select()
       .from(ixJobs)
@@ -77,10 +76,9 @@ export async function retry(db: Executor, { jobId, clientId, now }: RetryParams)
       .update(ixJobs)
       .set({ ...manualRetryReset(at), attempts, maxAttempts })
       .where(and(eq(ixJobs.jobId, jobId), inArray(ixJobs.status, [...RETRYABLE_STATUSES])))
-      .returning();
+      .returning({ ...getTableColumns(ixJobs), notified: sql`pg_notify(${PENDING_CHANNEL}, '')` });
     if (!retried) throw new Error(`job ${jobId} changed under its row lock`);
-    return { outcome: "retried", job: toJob(retried) };
+    const { notified: _, ...updated } = retried;
+    return { outcome: "retried", job: toJob(updated) };
   });
-  if (result.outcome === "retried") wakeIfCommitted(db);
-  return result;
 }
