@@ -16,8 +16,18 @@ describe("connections that die while checked out", () => {
     const failure = db
       .transaction(async (tx) => {
         const { rows } = await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`);
-        const sleeping = tx.execute(sql`select pg_sleep(30)`);
-        await terminate(admin, rows[0]!.pid);
+        const pid = rows[0]!.pid;
+        // Drizzle sends a statement only once it is awaited or then'd: start it, and kill the backend only once
+        // the server runs it, or the kill can land first and the statement meet an already broken client.
+        const sleeping = Promise.resolve(tx.execute(sql`select pg_sleep(30)`));
+        sleeping.catch(() => {});
+        await waitFor("the statement running on the server", async () => {
+          const { rows: seen } = await admin.execute<{ running: boolean }>(
+            sql`select exists (select 1 from pg_stat_activity where pid = ${pid} and state = 'active' and query like 'select pg_sleep%') as running`,
+          );
+          return seen[0]?.running === true;
+        });
+        await terminate(admin, pid);
         await sleeping;
       })
       .then(
