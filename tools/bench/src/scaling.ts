@@ -24,8 +24,19 @@ const { values: flags } = parseArgs({
     "ms-min": { type: "string", default: "20" },
     "ms-max": { type: "string", default: "200" },
     "submit-concurrency": { type: "string", default: "32" },
+    help: { type: "boolean", default: false },
   },
 });
+
+if (flags.help) {
+  console.log(`usage: npx tsx --conditions=source tools/bench/src/scaling.ts [flags]   (as root: network namespaces)
+  --hosts 1,2,4,8            worker host counts, measured in turn (at most 8)
+  --concurrency 16           IX_WORKER_CONCURRENCY of every worker host
+  --jobs 3000                the backlog drained at each host count
+  --ms-min 20 --ms-max 200   each job's sleep, seeded uniform
+  --submit-concurrency 32    the load generator's requests in flight`);
+  process.exit(0);
+}
 
 function positiveInt(name: string, value: string): number {
   const n = Number(value);
