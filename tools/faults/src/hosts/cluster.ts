@@ -48,6 +48,8 @@ export interface LoadOptions {
   msMax?: number;
   concurrency?: number;
   callbackUrl?: string;
+  /** Every job's `run_at`: a backlog that waits until the caller releases it. */
+  runAt?: string;
   seed?: number;
 }
 

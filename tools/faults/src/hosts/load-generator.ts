@@ -17,6 +17,8 @@ interface LoadOptions {
   msMax: number;
   concurrency: number;
   callbackUrl?: string;
+  /** Every job's `run_at` (ISO 8601): a backlog submitted now that no worker starts before then. */
+  runAt?: string;
   seed?: number;
   timeoutMs?: number;
   /** Sent as `Authorization: Bearer <apiKey>`. */
@@ -43,6 +45,7 @@ async function submit(i: number): Promise<void> {
     context: { texts: [`job ${i}`] },
     options: { ms: o.msMin + Math.floor(random(i) * (o.msMax - o.msMin + 1)) },
     ...(o.callbackUrl ? { callback_url: o.callbackUrl } : {}),
+    ...(o.runAt ? { run_at: o.runAt } : {}),
   });
   for (let tries = 1; tries <= 50; tries++) {
     const api = o.apis[(i + tries - 1) % o.apis.length] as string;
