@@ -63,11 +63,21 @@ export function exportConditions(exports: unknown): string[] {
 export async function installTarballs(project: string, tarballs: string[], extra: string[] = []): Promise<void> {
   await writeFile(join(project, "package.json"), `${JSON.stringify({ name: "acme-service", private: true, type: "module" }, null, 2)}\n`);
   await writeFile(join(project, ".npmrc"), "@ix:registry=http://127.0.0.1:9/\nfetch-retry-mintimeout=100\nfetch-retry-maxtimeout=1000\n");
-  await run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballs, ...extra], {
-    cwd: project,
-    timeout: 300_000,
-    env: { ...outsideEnv(), npm_config_update_notifier: "false" },
-  });
+  const install = () =>
+    run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballs, ...extra], {
+      cwd: project,
+      timeout: 300_000,
+      env: { ...outsideEnv(), npm_config_update_notifier: "false" },
+    });
+  try {
+    await install();
+  } catch (error) {
+    // The registry's answers for `extra` cross a network this test does not own (a CI run once met a
+    // proxy's certificate error for a moment, which npm does not retry): once more before failing.
+    if (!/\b(SELF_SIGNED_CERT_IN_CHAIN|ECONNRESET|ETIMEDOUT|EAI_AGAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\b/.test(String(error))) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await install();
+  }
 }
 
 /**
