@@ -17,6 +17,14 @@ describe("the claim statement", () => {
            case when g % 2 = 0 then now() end, case when g % 2 = 0 then now() end, case when g % 2 = 0 then '{}'::jsonb end
     from generate_series(1, 40000) as g`;
 
+  /** Each queue read from the claim index in claim order (not fetched whole and sorted), rows fetched by primary key, no table scan. */
+  function expectIndexedClaim(text: string, params: ClaimParams): void {
+    expect(text, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
+    expect(text, JSON.stringify(params)).toContain("ix_jobs_pkey");
+    expect(text, JSON.stringify(params)).not.toMatch(/Seq Scan/);
+    expect(text, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
+  }
+
   function literal(value: unknown): string {
     if (value === null || value === undefined) return "null";
     if (typeof value === "number") return String(value);
@@ -43,12 +51,8 @@ describe("the claim statement", () => {
       { limit: 8 }, // every use_case: found by skipping through the index
     ] satisfies ClaimParams[]) {
       const text = await plan(db, params);
-      expect(text, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
-      expect(text, JSON.stringify(params)).toContain("ix_jobs_pkey");
-      expect(text, JSON.stringify(params)).not.toMatch(/Seq Scan/);
+      expectIndexedClaim(text, params);
       expect(text, JSON.stringify(params)).toContain("ix_jobs_scheduled_idx");
-      // Each queue is read from the index in claim order, not fetched whole and sorted.
-      expect(text, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
       expect(text, JSON.stringify(params)).not.toMatch(/Sort Key: \w+\.priority DESC, \w+\.fair_tag/);
       if (params.useCaseConcurrency) expect(text).toContain("ix_jobs_running_queue_idx");
     }
@@ -75,10 +79,7 @@ describe("the claim statement", () => {
         await tx.execute(sql`deallocate ix_claim_generic`);
         return rows.map((r) => r["QUERY PLAN"]).join("\n");
       });
-      expect(text2, JSON.stringify(params)).toContain("ix_jobs_claim_idx");
-      expect(text2, JSON.stringify(params)).toContain("ix_jobs_pkey");
-      expect(text2, JSON.stringify(params)).not.toMatch(/Seq Scan/);
-      expect(text2, JSON.stringify(params)).toMatch(/LockRows[^\n]*\n\s*->\s+Index Scan using ix_jobs_claim_idx/);
+      expectIndexedClaim(text2, params);
     }
   });
 });

@@ -4,8 +4,7 @@ import { access, chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "@ix/provision";
-import { pg } from "@ix/store";
-import { waitFor } from "./wait.ts";
+import { waitForPostgresProtocol } from "./wait.ts";
 
 /** Where Debian's `pgbouncer` package installs it (CI installs the package; see .ci/run). */
 export const PGBOUNCER = "/usr/sbin/pgbouncer";
@@ -97,25 +96,7 @@ export async function startPgBouncer(upstreamUrl: string, { poolSize = 20 }: { p
     started.stderr?.on("data", (chunk: Buffer) => {
       log += chunk.toString("utf8");
     });
-    await waitFor(
-      `PgBouncer on port ${port} to answer`,
-      async () => {
-        if (started.exitCode !== null || started.signalCode !== null) {
-          throw new Error(`PgBouncer exited (${started.exitCode ?? started.signalCode}): ${log}`);
-        }
-        const client = new pg.Client({ connectionString: url.href, connectionTimeoutMillis: 1_000 });
-        try {
-          await client.connect();
-          await client.query("select 1");
-          return true;
-        } catch {
-          return false;
-        } finally {
-          await client.end().catch(() => {});
-        }
-      },
-      { timeoutMs: 10_000, intervalMs: 50 },
-    );
+    await waitForPostgresProtocol(`PgBouncer on port ${port}`, url.href, started, () => log, { timeoutMs: 10_000, intervalMs: 50 });
   }
 
   async function stop(): Promise<void> {

@@ -236,7 +236,8 @@ const retrying = sql.raw("(j.cancel_requested_at is null and c.status = 'pending
  * (`lifecycle.cancelledRunResponse`).
  */
 export async function applyRows(db: Executor, rows: readonly FinishRow[]): Promise<CompletedRun[]> {
-  const prepared = db._.session.prepareQuery(finishStatement().query, undefined, finishStatement().name, false);
+  const { query, name } = finishStatement();
+  const prepared = db._.session.prepareQuery(query, undefined, name, false);
   const result = (await prepared.execute({
     jobIds: rows.map((r) => r.jobId),
     attempts: rows.map((r) => r.attempts),

@@ -3,8 +3,7 @@ import { once } from "node:events";
 import { appendFile, chmod, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { pg } from "@ix/store";
-import { waitFor } from "../wait.ts";
+import { waitForPostgresProtocol } from "../wait.ts";
 
 const exec = promisify(execFile);
 
@@ -96,23 +95,7 @@ export async function startPostgresHost({ runDir, address, subnet }: { runDir: s
     }
   };
   try {
-    await waitFor(
-      `PostgreSQL at ${address}:5432 to answer`,
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`PostgreSQL exited (${child.exitCode ?? child.signalCode}): ${log}`);
-        const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
-        try {
-          await client.connect();
-          await client.query("select 1");
-          return true;
-        } catch {
-          return false;
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    await waitForPostgresProtocol(`PostgreSQL at ${address}:5432`, url, child, () => log, { timeoutMs: 30_000, intervalMs: 100 });
   } catch (error) {
     await stop();
     throw error;
